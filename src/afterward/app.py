@@ -1,0 +1,231 @@
+"""`Afterward`: the task registry, the store, the settings, and this process's runner."""
+
+from __future__ import annotations
+
+import atexit
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ParamSpec
+
+from .config import Execution, Settings
+from .jobs import Job, NewJob
+from .retry import RetryPolicy
+from .serialization import encode_call
+from .stores import Store, store_from_url
+from .tasks import TaskRegistry, options_of
+from .worker.embedded import EmbeddedWorker
+from .worker.executor import Executor
+from .worker.identity import new_worker_id
+from .worker.runner import Runner
+
+__all__ = ["Afterward", "PendingTask"]
+
+P = ParamSpec("P")
+
+_STATE_ATTRIBUTE = "afterward"
+
+
+def new_task_id() -> str:
+    """A 32-hex-digit id that sorts by creation time."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """A task call checked and encoded, not yet stored."""
+
+    id: str
+    function: str
+    payload: str
+    queue: str
+    priority: int
+    options: dict[str, Any]
+    unique_key: str | None = None
+
+
+class Afterward:
+    """An application's background tasks: where they are stored and how they run.
+
+    Zero configuration reads `AFTERWARD_URL` (default ``sqlite:///afterward.db``) and
+    runs tasks in the web process. In code::
+
+        afterward = Afterward(url="sqlite:///var/app/tasks.db", execution="workers")
+        app = FastAPI(lifespan=afterward.lifespan)
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        execution: Execution | None = None,
+        retry: RetryPolicy | None = None,
+        tasks: Iterable[Callable[..., Any]] = (),
+        store: Store | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        given: dict[str, object] = {
+            k: v for k, v in {"url": url, "execution": execution, "retry": retry}.items() if v
+        }
+        self.settings = settings or Settings.from_env(**given)
+        self.store: Store = store or store_from_url(self.settings.url)
+        self.registry = TaskRegistry(tasks)
+        self._opened = False
+        self._runner: Runner | None = None
+        self._embedded: EmbeddedWorker | None = None
+        self._lock = threading.Lock()
+
+    # -- finding the instance of an app -----------------------------------------------
+
+    @classmethod
+    def of(cls, app: Any) -> Afterward:
+        """The `Afterward` installed on a Starlette/FastAPI `app`, created from the
+        environment on first use when none was installed."""
+        found = getattr(app.state, _STATE_ATTRIBUTE, None)
+        if isinstance(found, Afterward):
+            return found
+        created = cls()
+        setattr(app.state, _STATE_ATTRIBUTE, created)
+        return created
+
+    def install(self, app: Any) -> None:
+        """Make `app`'s `BackgroundTasks` use this instance."""
+        setattr(app.state, _STATE_ATTRIBUTE, self)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        """A lifespan for `FastAPI(lifespan=...)`: install, open the store, and in
+        ``in_app`` mode start the embedded worker at startup (so work left by a crash is
+        taken back at once); stop it gracefully at shutdown."""
+        self.install(app)
+        await self.open()
+        if self.runs_in_app:
+            self._ensure_embedded()
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def runs_in_app(self) -> bool:
+        """Whether this process runs tasks itself (``execution="in_app"``)."""
+        return self.settings.execution == "in_app"
+
+    async def open(self) -> None:
+        """Open the store (creating or upgrading its schema). Idempotent."""
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+
+    async def aclose(self) -> None:
+        """Stop the embedded worker and close the store."""
+        self.stop_embedded()
+        if self._opened:
+            self._opened = False
+            await self.store.close()
+
+    @property
+    def runner(self) -> Runner:
+        """This process's runner (created on first use)."""
+        with self._lock:
+            if self._runner is None:
+                self._runner = Runner(
+                    store=self.store,
+                    registry=self.registry,
+                    settings=self.settings,
+                    worker_id=new_worker_id(),
+                    executor=Executor(self.settings.concurrency),
+                )
+            return self._runner
+
+    def _ensure_embedded(self) -> None:
+        runner = self.runner
+        with self._lock:
+            if self._embedded is not None:
+                return
+            self._embedded = EmbeddedWorker(runner, self.settings.grace_period)
+        self._embedded.start()
+        atexit.register(self.stop_embedded)
+
+    def stop_embedded(self) -> None:
+        """Stop the embedded worker thread, if it runs (idempotent, blocking)."""
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            embedded.stop()
+            atexit.unregister(self.stop_embedded)
+
+    # -- producing --------------------------------------------------------------------
+
+    def prepare(
+        self, func: Callable[P, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> PendingTask:
+        """Check and encode one call, raising `TaskRefused` errors at once."""
+        name = self.registry.name_of(func)
+        options = options_of(func)
+        retry = self.settings.retry.to_json()
+        stored = {k: options.get(k, v) for k, v in retry.items()}  # type: ignore[misc]
+        return PendingTask(
+            id=new_task_id(),
+            function=name,
+            payload=encode_call(name, args, kwargs, self.settings.max_payload),
+            queue=options.get("queue", self.settings.default_queue),
+            priority=options.get("priority", 0),
+            options=stored,
+        )
+
+    async def enqueue_chain(self, tasks: Sequence[PendingTask], *, reserve: bool) -> list[str]:
+        """Store `tasks` as one chain in one transaction; return their ids.
+
+        With `reserve`, this process's runner holds them to run right away (`run_chain`).
+        """
+        await self.open()
+        chain_id = tasks[0].id if len(tasks) > 1 else None
+        jobs = [
+            NewJob(
+                id=t.id,
+                function=t.function,
+                payload=t.payload,
+                queue=t.queue,
+                priority=t.priority,
+                max_attempts=int(t.options["max_attempts"]),
+                options=t.options,
+                chain_id=chain_id,
+                prev_id=tasks[i - 1].id if i else None,
+                unique_key=t.unique_key,
+            )
+            for i, t in enumerate(tasks)
+        ]
+        runner = self.runner if reserve else None
+        ids = await self.store.enqueue(
+            jobs,
+            now=time.time(),
+            reserve_for=runner.worker_id if runner else None,
+            lease=self.settings.lease,
+        )
+        if runner is not None:
+            runner.reserve(ids)
+            self._ensure_embedded()
+        return ids
+
+    async def enqueue(self, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Store one task outside a request (a script, a worker, a test); return its id."""
+        (task_id,) = await self.enqueue_chain([self.prepare(func, args, kwargs)], reserve=False)
+        if self.runs_in_app:
+            self._ensure_embedded()
+        return task_id
+
+    async def run_chain(self, ids: Sequence[str]) -> None:
+        """Run a reserved chain now, in this process (after a response)."""
+        await self.runner.run_chain(ids)
+
+    # -- looking up -------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> Job:
+        """A task with its attempts. :raises TaskNotFound:"""
+        await self.open()
+        return await self.store.get(task_id)

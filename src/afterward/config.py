@@ -1,0 +1,102 @@
+"""Settings: one keyword-only value object, defaults as named constants, `from_env()`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from .errors import ConfigurationError
+from .retry import RetryPolicy
+from .serialization import DEFAULT_MAX_PAYLOAD
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_GRACE_PERIOD",
+    "DEFAULT_LEASE",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_QUEUE",
+    "DEFAULT_URL",
+    "Execution",
+    "Settings",
+]
+
+Execution = Literal["in_app", "workers"]
+
+DEFAULT_URL = "sqlite:///afterward.db"
+"""A SQLite file in the working directory."""
+DEFAULT_QUEUE = "default"
+DEFAULT_LEASE = 30.0
+"""Seconds a worker holds a task without renewing; renewed every third of it."""
+DEFAULT_CONCURRENCY = 8
+"""Tasks one runner (one process) runs at once."""
+DEFAULT_GRACE_PERIOD = 30.0
+"""Seconds a stopping worker lets running tasks finish before handing them back."""
+DEFAULT_POLL_INTERVAL = 0.5
+"""Seconds an idle runner waits before looking for due work again (wake-ups come sooner)."""
+
+_ENV = {
+    "AFTERWARD_URL": "url",
+    "AFTERWARD_EXECUTION": "execution",
+    "AFTERWARD_QUEUE": "default_queue",
+    "AFTERWARD_LEASE": "lease",
+    "AFTERWARD_CONCURRENCY": "concurrency",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """How an application uses afterward.
+
+    `execution="in_app"` (the default) runs a request's tasks in the web process right
+    after its response, as FastAPI does; `"workers"` only enqueues them, for
+    `afterward worker` processes to run.
+    """
+
+    url: str = DEFAULT_URL
+    execution: Execution = "in_app"
+    default_queue: str = DEFAULT_QUEUE
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    lease: float = DEFAULT_LEASE
+    concurrency: int = DEFAULT_CONCURRENCY
+    grace_period: float = DEFAULT_GRACE_PERIOD
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    max_payload: int = DEFAULT_MAX_PAYLOAD
+
+    def __post_init__(self) -> None:
+        if self.execution not in ("in_app", "workers"):
+            raise ConfigurationError(
+                f"execution must be 'in_app' or 'workers', not {self.execution!r}"
+            )
+        if self.lease <= 0 or self.concurrency < 1 or self.poll_interval <= 0:
+            raise ConfigurationError("lease and poll_interval must be > 0, concurrency >= 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from `AFTERWARD_*` variables, then `overrides` given in code."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for var, name in _ENV.items():
+            if var in env:
+                values[name] = _parse(var, name, env[var])
+        values.update(overrides)
+        try:
+            return replace(cls(), **values)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ConfigurationError(f"unknown setting: {exc}") from None
+
+
+def _parse(var: str, name: str, raw: str) -> object:
+    if name == "lease":
+        return _number(var, raw, float)
+    if name == "concurrency":
+        return _number(var, raw, int)
+    return raw
+
+
+def _number(var: str, raw: str, kind: type[float] | type[int]) -> float | int:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{var}={raw!r} is not a number") from None

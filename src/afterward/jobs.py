@@ -1,0 +1,195 @@
+"""The task model: states, records, and every state-transition decision.
+
+Pure code, no I/O: the runner and the stores ask this module what happens next, and the
+stores only persist the answer atomically. The life of a task::
+
+    waiting ──(previous task of its chain succeeded)──▶ queued
+    queued / scheduled ──(acquired by a worker; attempt += 1)──▶ running
+    running ──(returned)──▶ succeeded            (releases the next task of the chain)
+    running ──(raised, retryable, attempts left)──▶ scheduled (run_at = now + backoff)
+    running ──(raised otherwise / attempts used up)──▶ failed
+    running ──(lease expired or holder died; attempts left)──▶ queued
+    running ──(lease expired or holder died; attempts used up)──▶ failed
+    running ──(graceful shutdown hands it back; attempt not counted)──▶ queued
+    queued / scheduled / waiting ──(cancel)──▶ cancelled (and the rest of its chain)
+    failed / cancelled ──(retry)──▶ queued (a fresh budget of attempts)
+
+A task behind a failed one stays `waiting`; retrying the failed task resumes the chain.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import traceback as traceback_module
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidTransition
+from .retry import RetryPolicy
+
+__all__ = [
+    "Attempt",
+    "Failure",
+    "Job",
+    "JobState",
+    "NewJob",
+    "check_transition",
+    "decide_failure",
+    "decide_lost",
+    "permanent_failure",
+]
+
+
+class JobState(enum.StrEnum):
+    """Where a task is in its life."""
+
+    WAITING = "waiting"
+    """Behind an earlier task of its chain that has not succeeded yet."""
+    QUEUED = "queued"
+    """Ready to run as soon as a worker is free."""
+    SCHEDULED = "scheduled"
+    """Ready to run once its `run_at` time comes (a retry's backoff or a delay)."""
+    RUNNING = "running"
+    """Held by a worker under a lease."""
+    SUCCEEDED = "succeeded"
+    """Finished without error."""
+    FAILED = "failed"
+    """Failed for good; every attempt's error is kept. Can be retried."""
+    CANCELLED = "cancelled"
+    """Cancelled before it ran. Can be retried."""
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the task will not run again unless someone retries it."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+_ALLOWED_FROM: dict[str, frozenset[JobState]] = {
+    "cancel": frozenset({JobState.QUEUED, JobState.SCHEDULED, JobState.WAITING}),
+    "retry": frozenset({JobState.FAILED, JobState.CANCELLED}),
+}
+
+
+_PAST = {"cancel": "cancelled", "retry": "retried"}
+
+
+def check_transition(state: JobState, operation: str, task_id: str) -> None:
+    """Raise `InvalidTransition` unless `operation` ("cancel", "retry") is allowed in `state`."""
+    allowed = _ALLOWED_FROM[operation]
+    if state not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed))
+        raise InvalidTransition(
+            f"cannot {operation} task {task_id}: it is {state.value}; "
+            f"only a task that is {names} can be {_PAST[operation]}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A task to enqueue. `prev_id` links it behind the previous task of its chain."""
+
+    id: str
+    function: str
+    payload: str
+    queue: str = "default"
+    priority: int = 0
+    run_at: float | None = None
+    max_attempts: int
+    options: dict[str, Any] = field(default_factory=dict)
+    chain_id: str | None = None
+    prev_id: str | None = None
+    unique_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One run of a task."""
+
+    number: int
+    worker: str
+    started_at: float
+    finished_at: float | None
+    outcome: str | None
+    """None while running; then 'succeeded', 'failed', 'lost' or 'released'."""
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A task as stored."""
+
+    id: str
+    function: str
+    payload: str
+    queue: str
+    state: JobState
+    priority: int
+    run_at: float
+    attempts: int
+    max_attempts: int
+    options: dict[str, Any]
+    chain_id: str | None
+    prev_id: str | None
+    next_id: str | None
+    unique_key: str | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    created_at: float
+    finished_at: float | None
+    last_error: str | None
+    history: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """What a failed attempt leads to: a retry at `retry_at`, or `failed` when it is None."""
+
+    error: str
+    traceback: str
+    retry_at: float | None
+
+
+def describe(error: BaseException) -> str:
+    """One line naming the exception, as shown in lists."""
+    text = str(error)
+    name = type(error).__qualname__
+    return f"{name}: {text}" if text else name
+
+
+def decide_failure(
+    job: Job,
+    error: BaseException,
+    policy: RetryPolicy,
+    now: float,
+    rng: random.Random | None = None,
+) -> Failure:
+    """Decide what follows attempt `job.attempts` failing with `error`."""
+    tb = "".join(traceback_module.format_exception(error))
+    if job.attempts >= job.max_attempts or not policy.retries(error):
+        return Failure(error=describe(error), traceback=tb, retry_at=None)
+    return Failure(
+        error=describe(error),
+        traceback=tb,
+        retry_at=now + policy.delay(job.attempts, rng),
+    )
+
+
+def decide_lost(job: Job, now: float, *, dead: bool) -> Failure:
+    """Decide what follows an attempt whose worker died or stopped renewing its lease.
+
+    The attempt counts (a task that kills its process must not retry forever); the task is
+    queued again at once while it has attempts left.
+    """
+    cause = "the worker running it died" if dead else "its lease expired"
+    error = f"WorkerLost: {cause} (worker {job.lease_owner}, attempt {job.attempts})"
+    retry_at = now if job.attempts < job.max_attempts else None
+    return Failure(error=error, traceback="", retry_at=retry_at)
+
+
+def permanent_failure(reason: str) -> Failure:
+    """A failure no retry can fix, such as a row naming an unregistered function."""
+    return Failure(error=reason, traceback="", retry_at=None)

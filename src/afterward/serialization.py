@@ -1,0 +1,113 @@
+"""Task arguments as JSON, never pickle.
+
+`encode_call` turns ``(args, kwargs)`` into one JSON text; `decode_call` turns it back into
+the types the function's annotations ask for (pydantic models, dataclasses, datetimes, UUIDs,
+Decimals, Enums, bytes, sets, tuples…). Unannotated parameters get plain JSON values.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, get_type_hints
+
+import pydantic
+import pydantic_core
+
+from .errors import ArgumentNotSerializable, PayloadTooLarge
+
+__all__ = ["DEFAULT_MAX_PAYLOAD", "decode_call", "encode_call"]
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+"""Bytes of encoded arguments one task may carry (1 MiB)."""
+
+_BYTES_CONFIG = pydantic.ConfigDict(val_json_bytes="base64", ser_json_bytes="base64")
+
+
+def encode_call(
+    func_name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    max_bytes: int = DEFAULT_MAX_PAYLOAD,
+) -> str:
+    """Encode a call's arguments, or raise a `TaskRefused` error that says what to do."""
+    try:
+        body = {
+            "args": [_to_json(a) for a in args],
+            "kwargs": {k: _to_json(v) for k, v in kwargs.items()},
+        }
+    except pydantic_core.PydanticSerializationError as exc:
+        raise ArgumentNotSerializable(
+            f"cannot store the arguments of {func_name}: {exc}. Pass JSON-friendly values "
+            "(str, int, float, bool, None, lists, dicts, pydantic models, dataclasses, "
+            "datetime, UUID, Decimal, Enum, bytes, set, tuple), or an id the task can load."
+        ) from None
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode())
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"the arguments of {func_name} encode to {size} bytes, over the limit of "
+            f"{max_bytes}: store the data elsewhere (a file, a table) and pass its key."
+        )
+    return text
+
+
+def _to_json(value: Any) -> Any:
+    return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+
+
+def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict[str, Any]]:
+    """Decode stored arguments for `func`, validated against its annotations.
+
+    :raises ValueError: the payload is not what `encode_call` writes, or does not fit the
+        function's signature.
+    """
+    body = json.loads(payload)
+    if not isinstance(body, dict) or not isinstance(body.get("args"), list):
+        raise ValueError("payload is not an object with an 'args' list")
+    raw_args: list[Any] = body["args"]
+    raw_kwargs = body.get("kwargs", {})
+    if not isinstance(raw_kwargs, dict):
+        raise ValueError("payload 'kwargs' is not an object")
+    adapters = _adapters(func)
+    signature = inspect.signature(func)
+    try:
+        bound = signature.bind(*raw_args, **raw_kwargs)
+    except TypeError as exc:
+        raise ValueError(f"arguments do not fit {func.__qualname__}{signature}: {exc}") from None
+    for name, value in bound.arguments.items():
+        adapter = adapters.get(name)
+        if adapter is None:
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            bound.arguments[name] = tuple(_validate(adapter, v) for v in value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            bound.arguments[name] = {k: _validate(adapter, v) for k, v in value.items()}
+        else:
+            bound.arguments[name] = _validate(adapter, value)
+    return list(bound.args), dict(bound.kwargs)
+
+
+def _validate(adapter: pydantic.TypeAdapter[Any], value: Any) -> Any:
+    # Through JSON text so that bytes come back from base64 and strict JSON rules apply.
+    return adapter.validate_json(json.dumps(value))
+
+
+@lru_cache(maxsize=1024)
+def _adapters(func: Callable[..., Any]) -> dict[str, pydantic.TypeAdapter[Any]]:
+    try:
+        hints = get_type_hints(func, include_extras=True)
+    except Exception:  # unresolvable forward references: fall back to plain JSON values
+        return {}
+    hints.pop("return", None)
+    return {name: _adapter(tp) for name, tp in hints.items()}
+
+
+def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
+    try:
+        return pydantic.TypeAdapter(tp, config=_BYTES_CONFIG)
+    except pydantic.PydanticUserError:  # models and dataclasses carry their own config
+        return pydantic.TypeAdapter(tp)

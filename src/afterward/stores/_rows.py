@@ -1,0 +1,51 @@
+"""Turn stored rows (mappings of column name to value) into `Job` and `Attempt` records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..jobs import Attempt, Job, JobState
+
+__all__ = ["attempt_from_row", "job_from_row"]
+
+
+def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job:
+    """A `Job` from a row of the jobs table."""
+    options = row["options"]
+    return Job(
+        id=row["id"],
+        function=row["function"],
+        payload=row["payload"],
+        queue=row["queue"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        run_at=row["run_at"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        options=json.loads(options) if isinstance(options, str) else dict(options or {}),
+        chain_id=row["chain_id"],
+        prev_id=row["prev_id"],
+        next_id=row["next_id"],
+        unique_key=row["unique_key"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        last_error=row["last_error"],
+        history=tuple(history),
+    )
+
+
+def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
+    """An `Attempt` from a row of the attempts table."""
+    return Attempt(
+        number=row["number"],
+        worker=row["worker"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outcome=row["outcome"],
+        error=row["error"],
+        traceback=row["traceback"],
+    )

@@ -1,0 +1,167 @@
+"""The `Store` protocol: every task operation a store must provide, and its contract.
+
+Times are seconds since the epoch, passed in as `now` by the caller, so that one clock
+(possibly a fake one in tests) rules every decision. Every method that changes a running
+task is *fenced*: it takes effect only if `worker` still holds the task's current lease
+(same owner, same attempt number, lease not expired) and returns False otherwise.
+State decisions (retry or fail, when) are made by `afterward.jobs`; stores persist them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..jobs import Failure, Job, JobState, NewJob
+
+__all__ = ["Counts", "JobFilter", "Store"]
+
+Counts = Mapping[tuple[str, JobState], int]
+"""Number of tasks by (queue, state); absent keys are zero."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFilter:
+    """Which tasks `Store.list` returns. Every field left None matches everything."""
+
+    states: Sequence[JobState] | None = None
+    queue: str | None = None
+    function: str | None = None
+    """A substring of the stored function name."""
+    chain_id: str | None = None
+
+
+class Store(Protocol):
+    """Where tasks live. One instance is shared by every coroutine of a process."""
+
+    url: str
+    """The store's URL with any password removed, for messages."""
+
+    async def open(self) -> None:
+        """Connect, and create or upgrade the schema (safe when many processes race).
+
+        :raises SchemaTooNew: the schema is newer than this code.
+        :raises StoreError: the store cannot be reached.
+        """
+
+    async def close(self) -> None:
+        """Release connections. Only what the store opened itself is closed."""
+
+    async def enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+        reserve_for: str | None = None,
+        lease: float = 0.0,
+    ) -> list[str]:
+        """Store `jobs` in one transaction and return their ids, in order.
+
+        A job whose `prev_id` is None starts `queued` (or `scheduled` if `run_at` is in
+        the future); one with a `prev_id` starts `waiting`, and its predecessor's `next_id`
+        points at it. With `reserve_for`, the jobs are held for that worker until
+        ``now + lease``: no one else acquires them before then (the web process uses this
+        to run a request's tasks itself right after the response). A job whose
+        `unique_key` is already taken by an unfinished task is not stored: the existing
+        task's id is returned in its place.
+        """
+        ...
+
+    async def acquire(
+        self,
+        worker: str,
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Atomically take up to `limit` due tasks for `worker` and return them `running`.
+
+        Due means `queued`, or `scheduled` with ``run_at <= now``, and not reserved for
+        another worker. Highest priority first, then oldest `run_at`. Each acquired task's
+        `attempts` goes up by one and a new attempt record is opened. With `ids`, only those
+        tasks are considered (reservations for `worker` included).
+        """
+        ...
+
+    async def extend_leases(
+        self, worker: str, ids: Sequence[str], *, now: float, lease: float
+    ) -> set[str]:
+        """Push the lease of each task `worker` still holds (or has reserved) to now + lease.
+
+        Returns the ids still held; an id missing from the answer was lost (fencing).
+        """
+        ...
+
+    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
+        """Mark the task `succeeded` and release the next task of its chain (fenced)."""
+        ...
+
+    async def fail(
+        self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
+    ) -> bool:
+        """Record the attempt's error; `scheduled` at `failure.retry_at`, else `failed` (fenced)."""
+        ...
+
+    async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
+        """Hand tasks back to the queue without counting their attempt (graceful stop).
+
+        Also drops `worker`'s reservations. Returns how many running tasks were handed back.
+        """
+        ...
+
+    async def lease_holders(self) -> list[str]:
+        """The workers holding a lease on any running task."""
+        ...
+
+    async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
+        """Take back running tasks whose lease expired or whose holder is in `dead_workers`.
+
+        The lost attempt counts: the task goes back to `queued`, or to `failed` when it
+        has used all its attempts. Returns how many tasks were taken back.
+        """
+        ...
+
+    async def cancel(self, job_id: str, *, now: float) -> list[str]:
+        """Cancel a task that has not started, and the rest of its chain; return their ids.
+
+        :raises TaskNotFound: no such task.
+        :raises InvalidTransition: the task is running or finished.
+        """
+        ...
+
+    async def retry(self, job_id: str, *, now: float) -> None:
+        """Queue a failed or cancelled task again with a fresh budget of attempts.
+
+        Tasks behind it in its chain that were cancelled go back to `waiting`.
+
+        :raises TaskNotFound: no such task.
+        :raises InvalidTransition: the task is not failed or cancelled.
+        """
+        ...
+
+    async def get(self, job_id: str) -> Job:
+        """The task with its attempt history.
+
+        :raises TaskNotFound: no such task.
+        """
+        ...
+
+    async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
+        """Tasks matching `where`, newest first (without attempt history)."""
+        ...
+
+    async def counts(self) -> Counts:
+        """How many tasks there are by queue and state."""
+        ...
+
+    async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
+        """Delete finished tasks in `states` that finished before `finished_before`."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be due, or after `timeout` seconds at most."""
+        ...

@@ -1,0 +1,496 @@
+"""The SQLite store: one file, WAL, `synchronous=FULL`; the embedded default.
+
+All statements run on one connection per store, under a lock, in a worker thread
+(`asyncio.to_thread`), so the event loop never waits on disk. Every write is one
+``BEGIN IMMEDIATE`` transaction, which SQLite serializes across processes: claims are atomic
+however many processes share the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import SchemaTooNew, StoreError, TaskNotFound
+from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ._rows import attempt_from_row, job_from_row
+from ._sql import load_migrations, load_queries, load_schema
+from .base import Counts, JobFilter
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+_QUERIES = load_queries("sqlite")
+_WAKE_POLL = 0.01
+"""Seconds between checks for other processes' commits while idle (PRAGMA data_version)."""
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    return url[len(prefix) :] or "afterward.db"
+
+
+class SQLiteStore:
+    """Tasks in a SQLite file. `synchronous` is ``"FULL"`` (survives power loss) by default."""
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._local_writes = 0
+        self._seen: tuple[int, int] = (-1, -1)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.to_thread(self._locked, fn)
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the store {self.url} is not open")
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is None:
+            await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+                conn.row_factory = _dict_row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                self._migrate(conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = load_migrations("sqlite")
+        latest = migrations[-1].version
+        with self._write(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
+            if version > latest:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {version}, newer than this afterward's "
+                    f"{latest}: upgrade afterward"
+                )
+            if version == 0:
+                _execute_script(conn, load_schema("sqlite"))
+            else:
+                for migration in migrations:
+                    if migration.version > version:
+                        _execute_script(conn, migration.sql)
+            conn.execute(f"PRAGMA user_version = {latest:d}")
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with self._lock:
+                conn.close()
+
+    # -- producing --------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+        reserve_for: str | None = None,
+        lease: float = 0.0,
+    ) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            ids: list[str] = []
+            with self._write(conn):
+                for job in jobs:
+                    ids.append(self._insert(conn, job, now, reserve_for, now + lease))
+            self._local_writes += 1
+            return ids
+
+        return await self._run(write)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        job: NewJob,
+        now: float,
+        reserve_for: str | None,
+        expires: float,
+    ) -> str:
+        if job.unique_key is not None:
+            existing = conn.execute(
+                _QUERIES["find_unfinished_by_unique_key"], {"unique_key": job.unique_key}
+            ).fetchone()
+            if existing is not None:
+                return str(existing["id"])
+        run_at = now if job.run_at is None else job.run_at
+        if job.prev_id is not None:
+            state = JobState.WAITING
+        else:
+            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+        conn.execute(
+            _QUERIES["insert_job"],
+            {
+                "id": job.id,
+                "function": job.function,
+                "payload": job.payload,
+                "queue": job.queue,
+                "state": state.value,
+                "priority": job.priority,
+                "run_at": run_at,
+                "max_attempts": job.max_attempts,
+                "options": json.dumps(job.options),
+                "chain_id": job.chain_id,
+                "prev_id": job.prev_id,
+                "unique_key": job.unique_key,
+                "lease_owner": reserve_for,
+                "lease_expires_at": expires if reserve_for else None,
+                "now": now,
+            },
+        )
+        if job.prev_id is not None:
+            conn.execute(_QUERIES["link_next"], {"id": job.prev_id, "next_id": job.id})
+        return job.id
+
+    # -- consuming --------------------------------------------------------------------
+
+    async def acquire(
+        self,
+        worker: str,
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Job]:
+        params: dict[str, Any] = {"worker": worker, "now": now, "expires": now + lease}
+        if ids is not None:
+            query = _QUERIES["acquire_ids"]
+            params["ids"] = json.dumps(list(ids))
+        else:
+            query = _QUERIES["acquire_due"]
+            params.update(
+                limit=limit, any_queue=queues is None, queues=json.dumps(list(queues or ()))
+            )
+
+        def write(conn: sqlite3.Connection) -> list[Job]:
+            self._seen = (self._local_writes, self._data_version(conn))
+            with self._write(conn):
+                rows = conn.execute(query, params).fetchall()
+                conn.executemany(
+                    _QUERIES["open_attempt"],
+                    [
+                        {"job_id": r["id"], "number": r["attempts"], "worker": worker, "now": now}
+                        for r in rows
+                    ],
+                )
+            rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
+            return [job_from_row(r) for r in rows]
+
+        return await self._run(write)
+
+    async def extend_leases(
+        self, worker: str, ids: Sequence[str], *, now: float, lease: float
+    ) -> set[str]:
+        params = {"worker": worker, "ids": json.dumps(list(ids)), "now": now}
+        params["expires"] = now + lease
+
+        def write(conn: sqlite3.Connection) -> set[str]:
+            with self._write(conn):
+                return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
+
+        return await self._run(write)
+
+    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
+        params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
+
+        def write(conn: sqlite3.Connection) -> bool:
+            with self._write(conn):
+                row = conn.execute(_QUERIES["complete"], params).fetchone()
+                if row is None:
+                    return False
+                _close_attempt(conn, job_id, attempt, now, "succeeded")
+                if row["next_id"] is not None:
+                    conn.execute(_QUERIES["release_next"], {"id": row["next_id"], "now": now})
+                    self._local_writes += 1
+            return True
+
+        return await self._run(write)
+
+    async def fail(
+        self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
+    ) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            with self._write(conn):
+                return self._fail(conn, job_id, worker, attempt, failure, now, live=True)
+
+        return await self._run(write)
+
+    def _fail(
+        self,
+        conn: sqlite3.Connection,
+        job_id: str,
+        worker: str,
+        attempt: int,
+        failure: Failure,
+        now: float,
+        *,
+        live: bool,
+        outcome: str = "failed",
+    ) -> bool:
+        params = {
+            "id": job_id,
+            "worker": worker,
+            "attempt": attempt,
+            "now": now,
+            "retry_at": failure.retry_at,
+            "error": failure.error,
+            "live": live,
+        }
+        if conn.execute(_QUERIES["fail"], params).fetchone() is None:
+            return False
+        _close_attempt(conn, job_id, attempt, now, outcome, failure.error, failure.traceback)
+        if failure.retry_at is not None:
+            self._local_writes += 1
+        return True
+
+    async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
+        params = {"worker": worker, "ids": json.dumps(list(ids))}
+
+        def write(conn: sqlite3.Connection) -> int:
+            with self._write(conn):
+                rows = conn.execute(_QUERIES["release_running"], params).fetchall()
+                for r in rows:
+                    _close_attempt(conn, r["id"], r["attempts"], now, "released")
+                conn.execute(_QUERIES["drop_reservations"], params)
+            self._local_writes += 1
+            return len(rows)
+
+        return await self._run(write)
+
+    async def lease_holders(self) -> list[str]:
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [r["lease_owner"] for r in conn.execute(_QUERIES["lease_holders"])]
+
+        return await self._run(read)
+
+    async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
+        params = {"now": now, "dead": json.dumps(list(dead_workers))}
+
+        def write(conn: sqlite3.Connection) -> int:
+            taken = 0
+            with self._write(conn):
+                conn.execute(_QUERIES["drop_dead_reservations"], params)
+                for row in conn.execute(_QUERIES["lost_leases"], params).fetchall():
+                    job = job_from_row(row)
+                    failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
+                    assert job.lease_owner is not None
+                    taken += self._fail(
+                        conn, job.id, job.lease_owner, job.attempts, failure, now,
+                        live=False, outcome="lost",
+                    )
+            return taken
+
+        return await self._run(write)
+
+    # -- administration ---------------------------------------------------------------
+
+    async def cancel(self, job_id: str, *, now: float) -> list[str]:
+        def write(conn: sqlite3.Connection) -> list[str]:
+            with self._write(conn):
+                job = self._get(conn, job_id)
+                check_transition(job.state, "cancel", job_id)
+                cancelled = []
+                current: str | None = job_id
+                from_state = job.state
+                while current is not None:
+                    row = conn.execute(
+                        _QUERIES["set_state"],
+                        {
+                            "id": current,
+                            "from_state": from_state.value,
+                            "to_state": JobState.CANCELLED.value,
+                            "finished_at": now,
+                        },
+                    ).fetchone()
+                    if row is None:
+                        break
+                    cancelled.append(current)
+                    current, from_state = row["next_id"], JobState.WAITING
+            return cancelled
+
+        return await self._run(write)
+
+    async def retry(self, job_id: str, *, now: float) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                job = self._get(conn, job_id)
+                check_transition(job.state, "retry", job_id)
+                prev = self._get(conn, job.prev_id) if job.prev_id else None
+                runnable = prev is None or prev.state is JobState.SUCCEEDED
+                budget = int(job.options.get("max_attempts", job.max_attempts))
+                conn.execute(
+                    _QUERIES["requeue"],
+                    {
+                        "id": job_id,
+                        "now": now,
+                        "budget": budget,
+                        "to_state": (JobState.QUEUED if runnable else JobState.WAITING).value,
+                    },
+                )
+                current = job.next_id
+                while current is not None:  # the chain behind it waits again
+                    row = conn.execute(
+                        _QUERIES["set_state"],
+                        {
+                            "id": current,
+                            "from_state": JobState.CANCELLED.value,
+                            "to_state": JobState.WAITING.value,
+                            "finished_at": None,
+                        },
+                    ).fetchone()
+                    current = None if row is None else row["next_id"]
+            self._local_writes += 1
+
+        await self._run(write)
+
+    def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
+        row = conn.execute(_QUERIES["get_job"], {"id": job_id}).fetchone()
+        if row is None:
+            raise TaskNotFound(job_id)
+        history = conn.execute(_QUERIES["get_attempts"], {"id": job_id}).fetchall()
+        return job_from_row(row, (attempt_from_row(a) for a in history))
+
+    async def get(self, job_id: str) -> Job:
+        return await self._run(lambda conn: self._get(conn, job_id))
+
+    async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
+        params = {
+            "any_state": where.states is None,
+            "states": json.dumps([JobState(s).value for s in where.states or ()]),
+            "queue": where.queue,
+            "function": where.function,
+            "chain_id": where.chain_id,
+            "limit": limit,
+            "offset": offset,
+        }
+
+        def read(conn: sqlite3.Connection) -> list[Job]:
+            return [job_from_row(r) for r in conn.execute(_QUERIES["list_jobs"], params)]
+
+        return await self._run(read)
+
+    async def counts(self) -> Counts:
+        def read(conn: sqlite3.Connection) -> Counts:
+            rows = conn.execute(_QUERIES["counts"]).fetchall()
+            return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+
+        return await self._run(read)
+
+    async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
+        params = {"states": json.dumps([JobState(s).value for s in states])}
+        params["before"] = finished_before  # type: ignore[assignment]
+
+        def write(conn: sqlite3.Connection) -> int:
+            with self._write(conn):
+                conn.execute(_QUERIES["purge_attempts"], params)
+                return conn.execute(_QUERIES["purge_jobs"], params).rowcount
+
+        return await self._run(write)
+
+    # -- waking -----------------------------------------------------------------------
+
+    @staticmethod
+    def _data_version(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()["data_version"])
+
+    async def wait_for_work(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = await self._run(lambda c: (self._local_writes, self._data_version(c)))
+            if seen != self._seen:
+                self._seen = seen
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(_WAKE_POLL, left))
+
+
+def _close_attempt(
+    conn: sqlite3.Connection,
+    job_id: str,
+    number: int,
+    now: float,
+    outcome: str,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> None:
+    conn.execute(
+        _QUERIES["close_attempt"],
+        {
+            "job_id": job_id,
+            "number": number,
+            "now": now,
+            "outcome": outcome,
+            "error": error,
+            "traceback": traceback,
+        },
+    )
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run each statement of `script` inside the current transaction.
+
+    (`executescript` would commit first, breaking the migration's lock.)
+    """
+    statement = ""
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        statement += line + "\n"
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""

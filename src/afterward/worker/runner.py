@@ -1,0 +1,264 @@
+"""The runner: acquire due tasks, run them, report the outcome, keep leases alive.
+
+One `Runner` per process and store. `run()` is the worker loop; `run_chain()` runs a
+request's reserved chain right after its response (embedded mode); `maintain()` renews
+leases and takes back work from dead or expired holders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..config import Settings
+from ..errors import AfterwardError, UnknownFunction
+from ..jobs import Job, decide_failure, permanent_failure
+from ..retry import RetryPolicy
+from ..serialization import decode_call
+from ..stores.base import Store
+from ..tasks import TaskRegistry, options_of
+from .executor import Executor
+from .identity import dead_local_workers
+
+__all__ = ["Runner"]
+
+log = logging.getLogger("afterward.worker")
+
+_RECOVERY_INTERVAL = 1.0
+"""Seconds between looks for work held by dead or expired workers."""
+_STORE_BACKOFF = 1.0
+"""Seconds to wait after the store failed before trying again."""
+
+
+class Runner:
+    """Runs tasks from one store as one worker identity."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: TaskRegistry,
+        settings: Settings,
+        worker_id: str,
+        executor: Executor,
+        queues: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self._store = store
+        self._registry = registry
+        self._settings = settings
+        self._executor = executor
+        self._queues = list(queues) if queues else None
+        self._clock = clock
+        self._rng = rng
+        self._held: dict[str, int] = {}
+        """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+
+    # -- running one task -------------------------------------------------------------
+
+    async def run_job(self, job: Job) -> bool:
+        """Run one acquired task and record its outcome; True if it succeeded."""
+        self._held[job.id] = job.attempts
+        try:
+            return await self._run_job(job)
+        finally:
+            self._held.pop(job.id, None)
+
+    async def _run_job(self, job: Job) -> bool:
+        try:
+            func = self._registry.resolve(job.function)
+            args, kwargs = decode_call(func, job.payload)
+        except (UnknownFunction, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("task %s refused: %s", job.id, reason)
+            await self._store.fail(
+                job.id, self.worker_id, job.attempts, permanent_failure(reason), now=self._clock()
+            )
+            return False
+        policy = self._policy(job, func)
+        started = time.perf_counter()
+        try:
+            await self._executor.call(func, args, kwargs, policy.time_limit)
+        except Exception as exc:
+            failure = decide_failure(job, exc, policy, self._clock(), self._rng)
+            verdict = "will retry" if failure.retry_at is not None else "failed for good"
+            log.error(
+                "task %s (%s) attempt %d/%d %s: %s",
+                job.id, job.function, job.attempts, job.max_attempts, verdict, failure.error,
+                exc_info=failure.retry_at is None,
+            )
+            await self._report(self._store.fail(
+                job.id, self.worker_id, job.attempts, failure, now=self._clock()
+            ), job)
+            return False
+        log.info(
+            "task %s (%s) succeeded in %.1f ms",
+            job.id, job.function, (time.perf_counter() - started) * 1000,
+        )
+        return await self._report(
+            self._store.complete(job.id, self.worker_id, job.attempts, now=self._clock()), job
+        )
+
+    async def _report(self, write: Awaitable[bool], job: Job) -> bool:
+        accepted = await write
+        if not accepted:
+            log.warning(
+                "task %s: outcome of attempt %d discarded, this worker no longer holds its "
+                "lease (another worker may run it again)", job.id, job.attempts,
+            )
+        return accepted
+
+    def _policy(self, job: Job, func: Callable[..., Any]) -> RetryPolicy:
+        policy = self._settings.retry.with_stored(job.options)
+        retry_on = options_of(func).get("retry_on")
+        return replace(policy, retry_on=retry_on) if retry_on is not None else policy
+
+    # -- a request's chain, in the web process -----------------------------------------
+
+    def reserve(self, ids: Sequence[str]) -> None:
+        """Note tasks reserved for this worker at enqueue, so their leases are renewed."""
+        for job_id in ids:
+            self._held.setdefault(job_id, 0)
+
+    async def run_chain(self, ids: Sequence[str]) -> None:
+        """Run reserved tasks one after another; stop at the first that does not succeed.
+
+        What is left is handed back, for this process's or any worker's runner to take.
+        """
+        done = 0
+        try:
+            for job_id in ids:
+                jobs = await self._store.acquire(
+                    self.worker_id, now=self._clock(), lease=self._settings.lease,
+                    limit=1, ids=[job_id],
+                )
+                if not jobs or not await self.run_job(jobs[0]):
+                    break
+                done += 1
+            if done < len(ids):
+                await self._store.release(self.worker_id, ids[done:], now=self._clock())
+        except AfterwardError:
+            log.exception("running the request's tasks %s failed; a worker will take them", ids)
+        finally:
+            for job_id in ids:
+                self._held.pop(job_id, None)
+
+    # -- the worker loop --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run due tasks until `stop` is set, then wind down gracefully.
+
+        On stop: no new task is acquired; running tasks get the grace period to finish;
+        the rest are cancelled and handed back without spending an attempt.
+        """
+        maintain_stop = asyncio.Event()
+        maintainer = asyncio.create_task(self.maintain(maintain_stop))
+        active: dict[asyncio.Task[bool], str] = {}
+        try:
+            while not stop.is_set():
+                free = self._settings.concurrency - len(active)
+                if free > 0:
+                    jobs = await self._acquire(free)
+                    for job in jobs:
+                        task = asyncio.create_task(self.run_job(job))
+                        active[task] = job.id
+                        task.add_done_callback(lambda t: active.pop(t, None))
+                    if jobs:
+                        continue
+                    await _first(stop.wait(), self._store.wait_for_work(self._poll))
+                else:
+                    await _first(stop.wait(), asyncio.wait(set(active), return_when="FIRST_COMPLETED"))
+        finally:
+            await self._wind_down(active)
+            maintain_stop.set()
+            await maintainer
+
+    @property
+    def _poll(self) -> float:
+        return self._settings.poll_interval
+
+    async def _acquire(self, limit: int) -> list[Job]:
+        try:
+            return await self._store.acquire(
+                self.worker_id, now=self._clock(), lease=self._settings.lease,
+                limit=limit, queues=self._queues,
+            )
+        except AfterwardError as exc:
+            log.warning("cannot acquire tasks (%s); retrying in %.0f s", exc, _STORE_BACKOFF)
+            await asyncio.sleep(_STORE_BACKOFF)
+            return []
+
+    async def _wind_down(self, active: dict[asyncio.Task[bool], str]) -> None:
+        if not active:
+            return
+        log.info("stopping: %d task(s) running, %.0f s grace", len(active), self._settings.grace_period)
+        _, pending = await asyncio.wait(set(active), timeout=self._settings.grace_period)
+        unfinished = [active[t] for t in pending]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if unfinished:
+            handed = await self._store.release(self.worker_id, unfinished, now=self._clock())
+            log.warning("handed back %d unfinished task(s) without spending an attempt", handed)
+
+    async def drain(self) -> list[str]:
+        """Run due tasks until none is due; return the ids of tasks that did not succeed."""
+        unsuccessful = []
+        while jobs := await self._acquire(self._settings.concurrency):
+            results = await asyncio.gather(*(self.run_job(j) for j in jobs))
+            unsuccessful += [j.id for j, ok in zip(jobs, results, strict=True) if not ok]
+        return unsuccessful
+
+    # -- leases and recovery ----------------------------------------------------------
+
+    async def maintain(self, stop: asyncio.Event) -> None:
+        """Renew held leases every third of a lease; take back lost work every second."""
+        renew_every = self._settings.lease / 3
+        last_renewal = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_renewal >= renew_every:
+                    await self.renew_leases()
+                    last_renewal = time.monotonic()
+                await self.recover()
+            except AfterwardError as exc:
+                log.warning("lease upkeep failed (%s); retrying", exc)
+            await _first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
+
+    async def renew_leases(self) -> None:
+        """Extend every lease and reservation this runner holds; forget the ones lost."""
+        held = list(self._held)
+        if not held:
+            return
+        kept = await self._store.extend_leases(
+            self.worker_id, held, now=self._clock(), lease=self._settings.lease
+        )
+        for job_id in set(held) - kept:
+            if self._held.pop(job_id, None):
+                log.warning("task %s: lease lost; another worker may run it", job_id)
+
+    async def recover(self) -> int:
+        """Take back tasks whose lease expired or whose holder's process is gone."""
+        dead = dead_local_workers(await self._store.lease_holders())
+        taken = await self._store.recover(now=self._clock(), dead_workers=dead)
+        if taken:
+            log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
+        return taken
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Wait until the first of `waits` finishes; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
