@@ -1,0 +1,5 @@
+"""``python -m afterward`` is the `afterward` command."""
+
+from .cli import main
+
+main()

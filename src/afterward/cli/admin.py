@@ -1,0 +1,58 @@
+"""Commands that change tasks: `retry`, `cancel`, `purge`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from ..jobs import JobState
+from ._common import UrlOption, console, with_store
+
+__all__ = ["cancel", "purge", "retry"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def retry(task_id: str, url: UrlOption = None) -> None:
+    """Queue a failed or cancelled task again, with a fresh budget of attempts."""
+    with_store(url, lambda store: store.retry(task_id, now=time.time()))
+    console.print(f"task {task_id} queued again")
+
+
+def cancel(task_id: str, url: UrlOption = None) -> None:
+    """Cancel a task that has not started yet, and the rest of its chain."""
+    ids = with_store(url, lambda store: store.cancel(task_id, now=time.time()))
+    console.print(f"cancelled {len(ids)} task(s): {', '.join(ids)}")
+
+
+def _duration(text: str) -> float:
+    try:
+        return float(text[:-1]) * _UNITS[text[-1]] if text[-1] in _UNITS else float(text)
+    except (ValueError, IndexError):
+        raise typer.BadParameter(f"{text!r} is not a duration like 30s, 15m, 12h or 7d") from None
+
+
+def purge(
+    url: UrlOption = None,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option(help="States to purge (default: succeeded and cancelled)."),
+    ] = None,
+    older_than: Annotated[
+        str, typer.Option(help="Only tasks finished longer ago than this (30s, 15m, 12h, 7d).")
+    ] = "7d",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete finished tasks and their attempts."""
+    states = state or [JobState.SUCCEEDED, JobState.CANCELLED]
+    unfinished = [s for s in states if not s.is_terminal]
+    if unfinished:
+        raise typer.BadParameter(f"only finished tasks can be purged, not {unfinished[0].value}")
+    cutoff = time.time() - _duration(older_than)
+    names = ", ".join(s.value for s in states)
+    if not yes:
+        typer.confirm(f"Delete {names} tasks finished more than {older_than} ago?", abort=True)
+    deleted = with_store(url, lambda store: store.purge(states=states, finished_before=cutoff))
+    console.print(f"purged {deleted} task(s)")
