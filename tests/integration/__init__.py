@@ -1,0 +1,1 @@
+"""Integration tests: the FastAPI drop-in, workers, the CLI, crashes."""
