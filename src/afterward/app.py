@@ -168,7 +168,7 @@ class Afterward:
         name = self.registry.name_of(func)
         options = options_of(func)
         retry = self.settings.retry.to_json()
-        stored = {k: options.get(k, v) for k, v in retry.items()}  # type: ignore[misc]
+        stored = {k: options.get(k, v) for k, v in retry.items()}
         return PendingTask(
             id=new_task_id(),
             function=name,

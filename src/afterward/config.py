@@ -73,7 +73,7 @@ class Settings:
             raise ConfigurationError("lease and poll_interval must be > 0, concurrency >= 1")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
         """Settings from `AFTERWARD_*` variables, then `overrides` given in code."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

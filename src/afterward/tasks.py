@@ -15,7 +15,7 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Unpack, overload
+from typing import Any, TypedDict, TypeVar, Unpack, cast, overload
 
 from .errors import FunctionNotImportable, UnknownFunction
 
@@ -64,8 +64,7 @@ def task(func: F | None = None, /, **options: Unpack[TaskOptions]) -> F | Callab
 
 def options_of(func: Callable[..., Any]) -> TaskOptions:
     """The options given to `@task` for `func` (empty when it was not decorated)."""
-    found: TaskOptions = getattr(func, _OPTIONS_ATTRIBUTE, {})
-    return found
+    return cast(TaskOptions, getattr(func, _OPTIONS_ATTRIBUTE, {}))
 
 
 class TaskRegistry:

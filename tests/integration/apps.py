@@ -4,7 +4,6 @@ Task functions must live at module level (a worker finds them by name), so they 
 rather than inside test functions.
 """
 
-
 import asyncio
 import random
 import time

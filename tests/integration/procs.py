@@ -33,7 +33,8 @@ def env_for(cwd: Path, url: str) -> dict[str, str]:
 def start_uvicorn(cwd: Path, target: str, port: int, url: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning"],
-        cwd=cwd, env=env_for(cwd, url),
+        cwd=cwd,
+        env=env_for(cwd, url),
     )
     wait_until(lambda: _answers(port), 20, "uvicorn to answer")
     return proc
@@ -42,7 +43,8 @@ def start_uvicorn(cwd: Path, target: str, port: int, url: str) -> subprocess.Pop
 def start_worker(cwd: Path, target: str, url: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "afterward", "worker", target, "--log-level", "WARNING", *args],
-        cwd=cwd, env=env_for(cwd, url),
+        cwd=cwd,
+        env=env_for(cwd, url),
     )
 
 

@@ -65,7 +65,9 @@ def test_tutorials_work_without_with_and_with_with(make_client: MakeClient, work
         client.post("/send-notification/a@example.com")
         client.post("/send-notification/b@example.com")
         # Then each call returned after its task was done
-        assert (workdir / "log.txt").read_text() == "message to a@example.com\nmessage to b@example.com\n"
+        assert (
+            workdir / "log.txt"
+        ).read_text() == "message to a@example.com\nmessage to b@example.com\n"
 
 
 @pytest.mark.parametrize("path", ["/raises", "/http-error"])

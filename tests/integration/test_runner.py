@@ -66,7 +66,9 @@ async def test_row_naming_a_foreign_function_fails_without_importing(
 ) -> None:
     # Given a row written straight into the store naming a function the app never registered
     job = NewJob(
-        id=new_task_id(), function=function, payload='{"args": ["touch /tmp/pwned"]}',
+        id=new_task_id(),
+        function=function,
+        payload='{"args": ["touch /tmp/pwned"]}',
         max_attempts=5,
     )
     await afterward.store.enqueue([job], now=time.time())
@@ -93,7 +95,7 @@ async def test_malformed_payload_fails_with_a_reason(afterward: Afterward) -> No
     job = NewJob(id=new_task_id(), function=name, payload="{not json", max_attempts=5)
     await afterward.store.enqueue([job], now=time.time())
     # When it is drained, Then it fails for good with a readable reason and drain re-raises
-    with pytest.raises(TaskFailed, match="JSONDecodeError|Expecting"):
+    with pytest.raises(TaskFailed, match=r"JSONDecodeError|Expecting"):
         await drain(afterward)
     assert (await afterward.get(job.id)).state is JobState.FAILED
 
@@ -146,7 +148,8 @@ async def test_attempt_past_its_time_limit_fails_with_time_limit_exceeded(
 ) -> None:
     # Given a task whose attempt must end within 0.1 s but sleeps for 5 s
     fast = Afterward(
-        url=afterward.store.url, execution="workers",
+        url=afterward.store.url,
+        execution="workers",
         retry=RetryPolicy(max_attempts=1, time_limit=0.1),
     )
     task_id = await fast.enqueue(apps.sleeps, 5.0)

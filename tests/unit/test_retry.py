@@ -148,14 +148,20 @@ def test_default_policy_retries_exceptions_but_not_base_exceptions() -> None:
 def test_to_json_holds_the_numbers_only() -> None:
     # Given a policy with custom numbers and exception kinds
     policy = RetryPolicy(
-        max_attempts=3, backoff_base=0.25, backoff_max=9.0, time_limit=None,
+        max_attempts=3,
+        backoff_base=0.25,
+        backoff_max=9.0,
+        time_limit=None,
         retry_on=(TransientError,),
     )
     # When it is turned into JSON
     stored = policy.to_json()
     # Then the numbers are kept and the exception classes are not
     assert stored == {
-        "max_attempts": 3, "backoff_base": 0.25, "backoff_max": 9.0, "time_limit": None,
+        "max_attempts": 3,
+        "backoff_base": 0.25,
+        "backoff_max": 9.0,
+        "time_limit": None,
     }
 
 

@@ -81,8 +81,12 @@ def show(task_id: str, url: UrlOption = None) -> None:
         attempts.add_column(column, overflow="fold")
     for a in job.history:
         attempts.add_row(
-            str(a.number), a.worker, format_time(a.started_at), format_time(a.finished_at),
-            a.outcome or "running", a.error or "",
+            str(a.number),
+            a.worker,
+            format_time(a.started_at),
+            format_time(a.finished_at),
+            a.outcome or "running",
+            a.error or "",
         )
     console.print(attempts)
     for a in job.history:
@@ -104,7 +108,10 @@ def _summary(job: Job) -> Table:
         ("created", format_time(job.created_at)),
         ("run at", format_time(job.run_at)),
         ("finished", format_time(job.finished_at)),
-        ("chain", f"{job.chain_id or '-'} (after {job.prev_id or '-'}, before {job.next_id or '-'})"),
+        (
+            "chain",
+            f"{job.chain_id or '-'} (after {job.prev_id or '-'}, before {job.next_id or '-'})",
+        ),
         ("last error", job.last_error or "-"),
     ]
     for name, value in rows:

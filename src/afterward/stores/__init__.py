@@ -30,6 +30,4 @@ def store_from_url(url: str) -> Store:
             f"the {scheme} store is not available in this version of afterward yet; "
             "use sqlite:///path/to/file.db"
         )
-    raise ConfigurationError(
-        f"unknown store URL {url!r}: expected sqlite:///path/to/file.db"
-    )
+    raise ConfigurationError(f"unknown store URL {url!r}: expected sqlite:///path/to/file.db")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import LiteralString, cast
+from typing import LiteralString
 
 __all__ = ["Migration", "Queries", "load_migrations", "load_queries", "load_schema"]
 
@@ -50,13 +50,13 @@ def load_queries(dialect: str) -> Queries:
     blocks: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [ln for ln in body.strip().splitlines() if not ln.startswith("--")]
-        blocks[name] = cast(LiteralString, "\n".join(lines).strip())
+        blocks[name] = "\n".join(lines).strip()
     return Queries(blocks)
 
 
 def load_schema(dialect: str) -> LiteralString:
     """The full, latest schema of a dialect."""
-    return cast(LiteralString, _folder(dialect).joinpath("schema.sql").read_text("utf-8"))
+    return _folder(dialect).joinpath("schema.sql").read_text("utf-8")
 
 
 def load_migrations(dialect: str) -> list[Migration]:
@@ -65,6 +65,6 @@ def load_migrations(dialect: str) -> list[Migration]:
     for entry in _folder(dialect).joinpath("migrations").iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
-            sql = cast(LiteralString, entry.read_text(encoding="utf-8"))
+            sql = entry.read_text(encoding="utf-8")
             found.append(Migration(version, entry.name, sql))
     return sorted(found, key=lambda m: m.version)

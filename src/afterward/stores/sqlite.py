@@ -98,12 +98,18 @@ class SQLiteStore:
                 conn = sqlite3.connect(
                     self.path, timeout=30.0, isolation_level=None, check_same_thread=False
                 )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            try:
                 conn.row_factory = _dict_row
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 self._migrate(conn)
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise
             self._conn = conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -205,15 +211,15 @@ class SQLiteStore:
         queues: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[Job]:
-        params: dict[str, Any] = {"worker": worker, "now": now, "expires": now + lease}
+        params: dict[str, Any] = {
+            "worker": worker, "now": now, "expires": now + lease, "limit": limit
+        }
         if ids is not None:
             query = _QUERIES["acquire_ids"]
             params["ids"] = json.dumps(list(ids))
         else:
             query = _QUERIES["acquire_due"]
-            params.update(
-                limit=limit, any_queue=queues is None, queues=json.dumps(list(queues or ()))
-            )
+            params.update(any_queue=queues is None, queues=json.dumps(list(queues or ())))
 
         def write(conn: sqlite3.Connection) -> list[Job]:
             self._seen = (self._local_writes, self._data_version(conn))
@@ -328,8 +334,14 @@ class SQLiteStore:
                     failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
                     assert job.lease_owner is not None
                     taken += self._fail(
-                        conn, job.id, job.lease_owner, job.attempts, failure, now,
-                        live=False, outcome="lost",
+                        conn,
+                        job.id,
+                        job.lease_owner,
+                        job.attempts,
+                        failure,
+                        now,
+                        live=False,
+                        outcome="lost",
                     )
             return taken
 

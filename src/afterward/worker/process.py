@@ -47,7 +47,10 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     log.info(
         "worker %s ready: store %s, queues %s, concurrency %d",
-        runner.worker_id, afterward.store.url, ",".join(queues or ["*"]), settings.concurrency,
+        runner.worker_id,
+        afterward.store.url,
+        ",".join(queues or ["*"]),
+        settings.concurrency,
     )
     try:
         await runner.run(stop)

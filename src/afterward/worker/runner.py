@@ -91,16 +91,24 @@ class Runner:
             verdict = "will retry" if failure.retry_at is not None else "failed for good"
             log.error(
                 "task %s (%s) attempt %d/%d %s: %s",
-                job.id, job.function, job.attempts, job.max_attempts, verdict, failure.error,
+                job.id,
+                job.function,
+                job.attempts,
+                job.max_attempts,
+                verdict,
+                failure.error,
                 exc_info=failure.retry_at is None,
             )
-            await self._report(self._store.fail(
-                job.id, self.worker_id, job.attempts, failure, now=self._clock()
-            ), job)
+            await self._report(
+                self._store.fail(job.id, self.worker_id, job.attempts, failure, now=self._clock()),
+                job,
+            )
             return False
         log.info(
             "task %s (%s) succeeded in %.1f ms",
-            job.id, job.function, (time.perf_counter() - started) * 1000,
+            job.id,
+            job.function,
+            (time.perf_counter() - started) * 1000,
         )
         return await self._report(
             self._store.complete(job.id, self.worker_id, job.attempts, now=self._clock()), job
@@ -111,7 +119,9 @@ class Runner:
         if not accepted:
             log.warning(
                 "task %s: outcome of attempt %d discarded, this worker no longer holds its "
-                "lease (another worker may run it again)", job.id, job.attempts,
+                "lease (another worker may run it again)",
+                job.id,
+                job.attempts,
             )
         return accepted
 
@@ -136,8 +146,11 @@ class Runner:
         try:
             for job_id in ids:
                 jobs = await self._store.acquire(
-                    self.worker_id, now=self._clock(), lease=self._settings.lease,
-                    limit=1, ids=[job_id],
+                    self.worker_id,
+                    now=self._clock(),
+                    lease=self._settings.lease,
+                    limit=1,
+                    ids=[job_id],
                 )
                 if not jobs or not await self.run_job(jobs[0]):
                     break
@@ -174,7 +187,9 @@ class Runner:
                         continue
                     await _first(stop.wait(), self._store.wait_for_work(self._poll))
                 else:
-                    await _first(stop.wait(), asyncio.wait(set(active), return_when="FIRST_COMPLETED"))
+                    await _first(
+                        stop.wait(), asyncio.wait(set(active), return_when="FIRST_COMPLETED")
+                    )
         finally:
             await self._wind_down(active)
             maintain_stop.set()
@@ -187,8 +202,11 @@ class Runner:
     async def _acquire(self, limit: int) -> list[Job]:
         try:
             return await self._store.acquire(
-                self.worker_id, now=self._clock(), lease=self._settings.lease,
-                limit=limit, queues=self._queues,
+                self.worker_id,
+                now=self._clock(),
+                lease=self._settings.lease,
+                limit=limit,
+                queues=self._queues,
             )
         except AfterwardError as exc:
             log.warning("cannot acquire tasks (%s); retrying in %.0f s", exc, _STORE_BACKOFF)
@@ -198,7 +216,9 @@ class Runner:
     async def _wind_down(self, active: dict[asyncio.Task[bool], str]) -> None:
         if not active:
             return
-        log.info("stopping: %d task(s) running, %.0f s grace", len(active), self._settings.grace_period)
+        log.info(
+            "stopping: %d task(s) running, %.0f s grace", len(active), self._settings.grace_period
+        )
         _, pending = await asyncio.wait(set(active), timeout=self._settings.grace_period)
         unfinished = [active[t] for t in pending]
         for task in pending:

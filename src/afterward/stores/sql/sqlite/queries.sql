@@ -36,13 +36,18 @@ WHERE id IN (
 RETURNING *;
 
 -- name: acquire_ids
--- Take the given tasks if they are due and free or reserved for this worker.
+-- Take up to :limit of the given tasks that are due and free or reserved for this worker.
 UPDATE afterward_jobs
 SET state = 'running', attempts = attempts + 1,
     lease_owner = :worker, lease_expires_at = :expires
-WHERE id IN (SELECT value FROM json_each(:ids))
-  AND state IN ('queued', 'scheduled') AND run_at <= :now
-  AND (lease_owner IS NULL OR lease_owner = :worker OR lease_expires_at < :now)
+WHERE id IN (
+    SELECT id FROM afterward_jobs
+    WHERE id IN (SELECT value FROM json_each(:ids))
+      AND state IN ('queued', 'scheduled') AND run_at <= :now
+      AND (lease_owner IS NULL OR lease_owner = :worker OR lease_expires_at < :now)
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
 RETURNING *;
 
 -- name: open_attempt

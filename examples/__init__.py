@@ -1,0 +1,1 @@
+"""Runnable examples of afterward (``uvicorn examples.demo:app`` from the repository root)."""

@@ -1,0 +1,89 @@
+"""Small factories shared by the store conformance tests.
+
+Everything here goes through the `Store` protocol only, so that any store passing the
+`store` fixture (tests/conftest.py) can run the suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Protocol
+
+from afterward.jobs import Failure, Job, NewJob
+from afterward.stores import Store
+
+__all__ = [
+    "LEASE",
+    "Clock",
+    "acquire_one",
+    "enqueue_one",
+    "failure",
+    "new_chain",
+    "new_job",
+]
+
+LEASE = 30.0
+"""The lease the tests take unless they say otherwise, in seconds."""
+
+_ids = itertools.count(1)
+
+
+class Clock(Protocol):
+    """The `clock` fixture: call it for the time, `advance()` it by hand."""
+
+    def __call__(self) -> float: ...
+
+    def advance(self, seconds: float) -> float: ...
+
+
+def new_job(**kw: Any) -> NewJob:
+    """A task like the app makes: options carry `max_attempts`, as `Afterward.prepare` does."""
+    n = next(_ids)
+    max_attempts = kw.pop("max_attempts", 3)
+    fields: dict[str, Any] = {
+        "id": f"task-{n:05d}",
+        "function": "app.tasks.work",
+        "payload": f'{{"args": [{n}], "kwargs": {{}}}}',
+        "max_attempts": max_attempts,
+        "options": {"max_attempts": max_attempts},
+    }
+    fields.update(kw)
+    return NewJob(**fields)
+
+
+def new_chain(length: int, **kw: Any) -> list[NewJob]:
+    """`length` tasks linked one behind the other, sharing a chain id (the first's id)."""
+    first = new_job(**kw)
+    jobs = [NewJob(**{**_fields(first), "chain_id": first.id})]
+    for _ in range(length - 1):
+        jobs.append(new_job(chain_id=first.id, prev_id=jobs[-1].id, **kw))
+    return jobs
+
+
+def _fields(job: NewJob) -> dict[str, Any]:
+    return {name: getattr(job, name) for name in NewJob.__dataclass_fields__}
+
+
+async def enqueue_one(store: Store, clock: Clock, **kw: Any) -> str:
+    """Enqueue one `new_job(**kw)` now and return its id."""
+    (job_id,) = await store.enqueue([new_job(**kw)], now=clock())
+    return job_id
+
+
+async def acquire_one(
+    store: Store, clock: Clock, worker: str = "w1", *, lease: float = LEASE, **kw: Any
+) -> Job:
+    """Acquire exactly one task for `worker`, failing the test if there is none."""
+    jobs = await store.acquire(worker, now=clock(), lease=lease, limit=1, **kw)
+    assert len(jobs) == 1, f"expected one task for {worker}, got {jobs}"
+    return jobs[0]
+
+
+def failure(
+    error: str = "ValueError: boom",
+    traceback: str = "Traceback (most recent call last):\nValueError: boom\n",
+    *,
+    retry_at: float | None = None,
+) -> Failure:
+    """A failed attempt's record: retried at `retry_at`, or failed for good when None."""
+    return Failure(error=error, traceback=traceback, retry_at=retry_at)

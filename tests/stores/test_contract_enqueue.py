@@ -1,0 +1,160 @@
+"""Store contract: enqueue — initial states, chains, unique keys and reservations."""
+
+from __future__ import annotations
+
+import pytest
+
+from afterward.errors import TaskNotFound
+from afterward.jobs import JobState
+from afterward.stores import JobFilter, Store
+
+from ._helpers import LEASE, Clock, acquire_one, enqueue_one, new_chain, new_job
+
+
+async def test_a_single_task_starts_queued_with_what_was_given(store: Store, clock: Clock) -> None:
+    # Given a task with every optional field set
+    job = new_job(
+        queue="emails", priority=7, max_attempts=4, unique_key=None,
+        options={"max_attempts": 4, "time_limit": 12.5},
+    )
+    # When it is enqueued
+    ids = await store.enqueue([job], now=clock())
+    # Then its id comes back and it is stored queued, due now, untouched
+    assert ids == [job.id]
+    stored = await store.get(job.id)
+    assert stored.state is JobState.QUEUED
+    assert (stored.function, stored.payload, stored.queue) == (job.function, job.payload, "emails")
+    assert (stored.priority, stored.max_attempts, stored.attempts) == (7, 4, 0)
+    assert stored.options == {"max_attempts": 4, "time_limit": 12.5}
+    assert stored.run_at == clock()
+    assert stored.created_at == clock()
+    assert stored.lease_owner is None and stored.lease_expires_at is None
+    assert stored.finished_at is None and stored.last_error is None
+    assert (stored.chain_id, stored.prev_id, stored.next_id) == (None, None, None)
+    assert stored.history == ()
+
+
+async def test_a_task_due_in_the_future_starts_scheduled(store: Store, clock: Clock) -> None:
+    # Given a task to run in a minute
+    run_at = clock() + 60
+    # When it is enqueued
+    job_id = await enqueue_one(store, clock, run_at=run_at)
+    # Then it is scheduled at that time
+    stored = await store.get(job_id)
+    assert stored.state is JobState.SCHEDULED
+    assert stored.run_at == run_at
+
+
+async def test_a_task_due_in_the_past_starts_queued(store: Store, clock: Clock) -> None:
+    # Given a task whose run_at has already passed
+    run_at = clock() - 60
+    # When it is enqueued
+    job_id = await enqueue_one(store, clock, run_at=run_at)
+    # Then it is queued, keeping its run_at (it orders before newer tasks)
+    stored = await store.get(job_id)
+    assert stored.state is JobState.QUEUED
+    assert stored.run_at == run_at
+
+
+async def test_a_chain_starts_with_its_head_queued_and_the_rest_waiting(
+    store: Store, clock: Clock
+) -> None:
+    # Given a chain of three tasks
+    chain = new_chain(3)
+    # When it is enqueued in one call
+    ids = await store.enqueue(chain, now=clock())
+    # Then the ids come back in order, the head is queued and the rest wait
+    assert ids == [j.id for j in chain]
+    first, second, third = [await store.get(i) for i in ids]
+    assert [first.state, second.state, third.state] == [
+        JobState.QUEUED, JobState.WAITING, JobState.WAITING,
+    ]
+    # And each task links to its neighbours
+    assert (first.prev_id, first.next_id) == (None, second.id)
+    assert (second.prev_id, second.next_id) == (first.id, third.id)
+    assert (third.prev_id, third.next_id) == (second.id, None)
+    assert {first.chain_id, second.chain_id, third.chain_id} == {chain[0].id}
+    # And only the head can be acquired
+    acquired = await store.acquire("w1", now=clock(), lease=LEASE, limit=10)
+    assert [j.id for j in acquired] == [first.id]
+
+
+async def test_a_chain_runs_in_order(store: Store, clock: Clock) -> None:
+    # Given a chain of three tasks
+    ids = await store.enqueue(new_chain(3), now=clock())
+    # When a worker repeatedly takes everything due and completes it
+    ran = []
+    while jobs := await store.acquire("w1", now=clock(), lease=LEASE, limit=10):
+        assert len(jobs) == 1, "only one task of a chain may be due at a time"
+        ran.append(jobs[0].id)
+        assert await store.complete(jobs[0].id, "w1", jobs[0].attempts, now=clock())
+        clock.advance(1)
+    # Then the tasks ran one after the other, in chain order
+    assert ran == ids
+    listed = await store.list(JobFilter(chain_id=ids[0]))
+    assert {j.state for j in listed} == {JobState.SUCCEEDED}
+
+
+async def test_unique_key_returns_the_unfinished_task(store: Store, clock: Clock) -> None:
+    # Given a queued task holding a unique key
+    first = await enqueue_one(store, clock, unique_key="report:42")
+    # When another task with the same key is enqueued
+    duplicate = new_job(unique_key="report:42")
+    ids = await store.enqueue([duplicate], now=clock())
+    # Then the existing task's id is returned and the new one is not stored
+    assert ids == [first]
+    with pytest.raises(TaskNotFound):
+        await store.get(duplicate.id)
+    # And the key still holds while the task runs
+    job = await acquire_one(store, clock)
+    assert await store.enqueue([new_job(unique_key="report:42")], now=clock()) == [first]
+    # When the task finishes
+    assert await store.complete(job.id, "w1", job.attempts, now=clock())
+    # Then the key is free again
+    again = new_job(unique_key="report:42")
+    assert await store.enqueue([again], now=clock()) == [again.id]
+    assert (await store.get(again.id)).state is JobState.QUEUED
+
+
+async def test_unique_key_only_applies_to_the_same_key(store: Store, clock: Clock) -> None:
+    # Given a task holding one unique key
+    await enqueue_one(store, clock, unique_key="a")
+    # When tasks with another key and with no key are enqueued
+    other, keyless = new_job(unique_key="b"), new_job()
+    ids = await store.enqueue([other, keyless], now=clock())
+    # Then both are stored
+    assert ids == [other.id, keyless.id]
+    assert sum((await store.counts()).values()) == 3
+
+
+async def test_a_reservation_hides_tasks_from_other_workers(store: Store, clock: Clock) -> None:
+    # Given a task reserved for w1 for 30 seconds
+    (job_id,) = await store.enqueue([new_job()], now=clock(), reserve_for="w1", lease=30)
+    # When another worker looks for work during the reservation
+    clock.advance(29)
+    taken = await store.acquire("w2", now=clock(), lease=LEASE, limit=10)
+    taken_by_id = await store.acquire("w2", now=clock(), lease=LEASE, limit=10, ids=[job_id])
+    # Then it gets nothing, and the task is still queued
+    assert taken == [] and taken_by_id == []
+    assert (await store.get(job_id)).state is JobState.QUEUED
+    # When the reservation has passed
+    clock.advance(2)
+    job = await acquire_one(store, clock, "w2")
+    # Then any worker can take it
+    assert (job.id, job.lease_owner, job.attempts) == (job_id, "w2", 1)
+
+
+async def test_the_reserving_worker_acquires_by_id(store: Store, clock: Clock) -> None:
+    # Given a chain reserved for w1
+    ids = await store.enqueue(new_chain(2), now=clock(), reserve_for="w1", lease=30)
+    # When w1 asks for the head by id
+    job = await acquire_one(store, clock, "w1", lease=60, ids=[ids[0]])
+    # Then it runs it under its own lease, as attempt 1
+    assert (job.id, job.state, job.lease_owner) == (ids[0], JobState.RUNNING, "w1")
+    assert job.attempts == 1
+    assert job.lease_expires_at == clock() + 60
+    # And the waiting task behind it cannot be acquired yet, even by id
+    assert await store.acquire("w1", now=clock(), lease=LEASE, limit=1, ids=[ids[1]]) == []
+    # When the head completes, w1 takes the next task by id while still reserved
+    assert await store.complete(ids[0], "w1", 1, now=clock())
+    assert (await acquire_one(store, clock, "w1", ids=[ids[1]])).id == ids[1]
