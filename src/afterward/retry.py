@@ -58,7 +58,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        cap = min(self.backoff_max, self.backoff_base * 2 ** max(attempt - 1, 0))
+        exponent = min(max(attempt - 1, 0), 64)  # 2**64 s is past any cap; avoids overflow
+        cap = min(self.backoff_max, self.backoff_base * 2.0**exponent)
         return (rng or random).uniform(0.0, cap)
 
     def to_json(self) -> dict[str, Any]:

@@ -38,13 +38,15 @@ def encode_call(
             "args": [_to_json(a) for a in args],
             "kwargs": {k: _to_json(v) for k, v in kwargs.items()},
         }
-    except pydantic_core.PydanticSerializationError as exc:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (pydantic_core.PydanticSerializationError, ValueError) as exc:
         raise ArgumentNotSerializable(
             f"cannot store the arguments of {func_name}: {exc}. Pass JSON-friendly values "
-            "(str, int, float, bool, None, lists, dicts, pydantic models, dataclasses, "
-            "datetime, UUID, Decimal, Enum, bytes, set, tuple), or an id the task can load."
+            "(str, int, finite float, bool, None, lists, dicts, pydantic models, dataclasses, "
+            "datetime, UUID, Decimal, Enum, bytes, set, tuple), or an id the task can load. "
+            "A pydantic model holding binary bytes needs "
+            'model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64").'
         ) from None
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     size = len(text.encode())
     if size > max_bytes:
         raise PayloadTooLarge(
@@ -83,31 +85,51 @@ def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict
             continue
         kind = signature.parameters[name].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
-            bound.arguments[name] = tuple(_validate(adapter, v) for v in value)
+            bound.arguments[name] = tuple(adapter.validate(v) for v in value)
         elif kind is inspect.Parameter.VAR_KEYWORD:
-            bound.arguments[name] = {k: _validate(adapter, v) for k, v in value.items()}
+            bound.arguments[name] = {k: adapter.validate(v) for k, v in value.items()}
         else:
-            bound.arguments[name] = _validate(adapter, value)
+            bound.arguments[name] = adapter.validate(value)
     return list(bound.args), dict(bound.kwargs)
 
 
-def _validate(adapter: pydantic.TypeAdapter[Any], value: Any) -> Any:
-    # Through JSON text so that bytes come back from base64 and strict JSON rules apply.
-    return adapter.validate_json(json.dumps(value))
+class _Adapter:
+    """Validates one parameter's JSON value into its annotated type.
+
+    Through JSON text, so that bytes come back from base64 and strict JSON rules apply.
+    Types that refuse a config (dataclasses, TypedDicts) are validated inside a one-item
+    list, which carries the base64 setting down to their fields; pydantic models keep
+    their own config.
+    """
+
+    def __init__(self, tp: Any) -> None:
+        self._wrapped = False
+        if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
+            self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp)
+            return
+        try:
+            self._adapter = pydantic.TypeAdapter(tp, config=_BYTES_CONFIG)
+        except pydantic.PydanticUserError:
+            self._adapter = pydantic.TypeAdapter(list[tp], config=_BYTES_CONFIG)
+            self._wrapped = True
+
+    def validate(self, value: Any) -> Any:
+        if self._wrapped:
+            return self._adapter.validate_json(json.dumps([value]))[0]
+        return self._adapter.validate_json(json.dumps(value))
 
 
 @lru_cache(maxsize=1024)
-def _adapters(func: Callable[..., Any]) -> dict[str, pydantic.TypeAdapter[Any]]:
+def _adapters(func: Callable[..., Any]) -> dict[str, _Adapter]:
     try:
         hints = get_type_hints(func, include_extras=True)
     except Exception:  # unresolvable forward references: fall back to plain JSON values
         return {}
     hints.pop("return", None)
-    return {name: _adapter(tp) for name, tp in hints.items()}
-
-
-def _adapter(tp: Any) -> pydantic.TypeAdapter[Any]:
-    try:
-        return pydantic.TypeAdapter(tp, config=_BYTES_CONFIG)
-    except pydantic.PydanticUserError:  # models and dataclasses carry their own config
-        return pydantic.TypeAdapter(tp)
+    adapters = {}
+    for name, tp in hints.items():
+        try:
+            adapters[name] = _Adapter(tp)
+        except pydantic.PydanticUserError:  # a type pydantic cannot validate: plain JSON
+            continue
+    return adapters

@@ -18,7 +18,8 @@ async def _assert_untouched(store: Store, job: Job) -> None:
     now = await store.get(job.id)
     assert now.state is JobState.RUNNING
     assert (now.lease_owner, now.attempts) == (job.lease_owner, job.attempts)
-    assert now.finished_at is None and now.last_error is None
+    assert now.lease_expires_at == job.lease_expires_at
+    assert now.finished_at is None and now.last_error == job.last_error
     assert now.history[-1].outcome is None
 
 

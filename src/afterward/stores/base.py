@@ -114,7 +114,7 @@ class Store(Protocol):
         ...
 
     async def lease_holders(self) -> list[str]:
-        """The workers holding a lease on any running task."""
+        """The workers holding a lease on a running task or a reservation."""
         ...
 
     async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:

@@ -212,7 +212,10 @@ class SQLiteStore:
         ids: Sequence[str] | None = None,
     ) -> list[Job]:
         params: dict[str, Any] = {
-            "worker": worker, "now": now, "expires": now + lease, "limit": limit
+            "worker": worker,
+            "now": now,
+            "expires": now + lease,
+            "limit": limit,
         }
         if ids is not None:
             query = _QUERIES["acquire_ids"]

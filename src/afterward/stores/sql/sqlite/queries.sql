@@ -84,10 +84,12 @@ SET state = CASE WHEN run_at > :now THEN 'scheduled' ELSE 'queued' END
 WHERE id = :id AND state = 'waiting';
 
 -- name: fail
--- Record a failed attempt: scheduled for :retry_at, or failed when it is NULL.
+-- Record a failed attempt: scheduled for :retry_at (queued when that is not in the future,
+-- as after a lost lease), or failed when it is NULL.
 -- :live requires an unexpired lease (a worker reporting); recovery passes 0.
 UPDATE afterward_jobs
-SET state = CASE WHEN :retry_at IS NULL THEN 'failed' ELSE 'scheduled' END,
+SET state = CASE WHEN :retry_at IS NULL THEN 'failed'
+                 WHEN :retry_at > :now THEN 'scheduled' ELSE 'queued' END,
     run_at = COALESCE(:retry_at, run_at),
     finished_at = CASE WHEN :retry_at IS NULL THEN :now END,
     last_error = :error, lease_owner = NULL, lease_expires_at = NULL
@@ -117,8 +119,8 @@ WHERE lease_owner IN (SELECT value FROM json_each(:dead))
   AND state IN ('queued', 'scheduled', 'waiting');
 
 -- name: lease_holders
--- Workers holding running tasks.
-SELECT DISTINCT lease_owner FROM afterward_jobs WHERE state = 'running';
+-- Workers holding a lease on a running task or a reservation on a task not started.
+SELECT DISTINCT lease_owner FROM afterward_jobs WHERE lease_owner IS NOT NULL;
 
 -- name: lost_leases
 -- Running tasks whose lease expired or whose holder is known dead.
