@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 from .errors import ConfigurationError
@@ -69,8 +70,18 @@ class Settings:
             raise ConfigurationError(
                 f"execution must be 'in_app' or 'workers', not {self.execution!r}"
             )
-        if self.lease <= 0 or self.concurrency < 1 or self.poll_interval <= 0:
-            raise ConfigurationError("lease and poll_interval must be > 0, concurrency >= 1")
+        for name in ("lease", "poll_interval", "grace_period"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ConfigurationError(
+                    f"{name} must be a finite number of seconds (lease must be > 0), not {value!r}"
+                )
+        if self.lease <= 0 or self.poll_interval <= 0:
+            raise ConfigurationError("lease and poll_interval must be > 0 seconds")
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ConfigurationError(
+                f"concurrency must be > 0 (a whole number), not {self.concurrency!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:
@@ -80,11 +91,11 @@ class Settings:
         for var, name in _ENV.items():
             if var in env:
                 values[name] = _parse(var, name, env[var])
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         values.update(overrides)
-        try:
-            return replace(cls(), **values)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise ConfigurationError(f"unknown setting: {exc}") from None
+        return replace(cls(), **values)  # type: ignore[arg-type]
 
 
 def _parse(var: str, name: str, raw: str) -> object:
@@ -99,4 +110,5 @@ def _number(var: str, raw: str, kind: type[float] | type[int]) -> float | int:
     try:
         return kind(raw)
     except ValueError:
-        raise ConfigurationError(f"{var}={raw!r} is not a number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigurationError(f"{var}={raw!r} is not {what}") from None

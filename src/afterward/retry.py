@@ -6,6 +6,7 @@ pin it.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,10 +48,10 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.backoff_base < 0 or self.backoff_max < 0:
-            raise ValueError("backoff_base and backoff_max must not be negative")
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError("time_limit must be positive, or None for no limit")
+        if not (0 <= self.backoff_base < math.inf and 0 <= self.backoff_max < math.inf):
+            raise ValueError("backoff_base and backoff_max must be finite and must not be negative")
+        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
+            raise ValueError("time_limit must be positive and finite, or None for no limit")
 
     def retries(self, error: BaseException) -> bool:
         """Whether `error` is of a kind this policy retries."""

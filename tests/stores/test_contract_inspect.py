@@ -118,7 +118,7 @@ async def test_purge_deletes_only_old_finished_tasks(store: Store, clock: Clock)
     clock.advance(1)
     recent = await finish("failed")
     unfinished = await enqueue_one(store, clock)
-    # When succeeded and failed tasks finished before the cutoff are purged
+    # When succeeded, failed (and queued) tasks finished before the cutoff are purged
     purged = await store.purge(
         states=[JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED], finished_before=cutoff
     )

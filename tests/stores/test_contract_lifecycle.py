@@ -67,8 +67,7 @@ async def test_every_attempt_keeps_its_error_and_traceback(store: Store, clock: 
     # When each attempt fails with its own error, the last one for good
     for n in (1, 2, 3):
         job = await acquire_one(store, clock, f"w{n}")
-        last = n == 3
-        retry_at = None if last else clock() + 1
+        retry_at = None if n == 3 else clock() + 1
         oops = failure(f"E: {n}", f"Traceback {n}", retry_at=retry_at)
         assert await store.fail(job_id, f"w{n}", job.attempts, oops, now=clock())
         clock.advance(1)
@@ -113,7 +112,8 @@ async def test_recover_requeues_a_task_whose_lease_expired(store: Store, clock: 
     # Given a task running for w1 under a 10 s lease, and one under a long lease
     job_id = await enqueue_one(store, clock, max_attempts=3)
     await acquire_one(store, clock, "w1", lease=10)
-    healthy = await acquire_one(store, clock, "w2", lease=100, ids=[await enqueue_one(store, clock)])
+    other = await enqueue_one(store, clock)
+    healthy = await acquire_one(store, clock, "w2", lease=100, ids=[other])
     # When recovery runs before and after the short lease expired
     clock.advance(10)
     assert await store.recover(now=clock()) == 0
@@ -207,8 +207,8 @@ async def test_retry_requeues_a_failed_task_and_its_chain(store: Store, clock: C
     ids = await store.enqueue(new_chain(3, max_attempts=2), now=clock())
     for n in (1, 2):
         await acquire_one(store, clock)
-        last = None if n == 2 else clock()
-        assert await store.fail(ids[0], "w1", n, failure(retry_at=last), now=clock())
+        retry_at = None if n == 2 else clock()
+        assert await store.fail(ids[0], "w1", n, failure(retry_at=retry_at), now=clock())
     assert await store.cancel(ids[1], now=clock()) == ids[1:]
     # When the head is retried
     clock.advance(60)
