@@ -14,12 +14,20 @@ from ..config import Settings
 from ..errors import AfterwardError
 from ..stores import Store, store_from_url
 
-__all__ = ["UrlOption", "console", "format_time", "with_store"]
+__all__ = ["UrlOption", "format_time", "stderr", "stdout", "with_store"]
 
 T = TypeVar("T")
 
-console = Console()
-errors = Console(stderr=True)
+
+def stdout() -> Console:
+    """A console on standard output, sized to the terminal (or COLUMNS) now."""
+    return Console()
+
+
+def stderr() -> Console:
+    """A console on standard error."""
+    return Console(stderr=True)
+
 
 UrlOption = Annotated[
     str | None,
@@ -46,7 +54,7 @@ def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except AfterwardError as exc:
-        errors.print(f"[bold red]error:[/] {exc}")
+        stderr().print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
 
 

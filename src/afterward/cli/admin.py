@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..jobs import JobState
-from ._common import UrlOption, console, with_store
+from ._common import UrlOption, stdout, with_store
 
 __all__ = ["cancel", "purge", "retry"]
 
@@ -18,13 +18,13 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def retry(task_id: str, url: UrlOption = None) -> None:
     """Queue a failed or cancelled task again, with a fresh budget of attempts."""
     with_store(url, lambda store: store.retry(task_id, now=time.time()))
-    console.print(f"task {task_id} queued again")
+    stdout().print(f"task {task_id} queued again")
 
 
 def cancel(task_id: str, url: UrlOption = None) -> None:
     """Cancel a task that has not started yet, and the rest of its chain."""
     ids = with_store(url, lambda store: store.cancel(task_id, now=time.time()))
-    console.print(f"cancelled {len(ids)} task(s): {', '.join(ids)}")
+    stdout().print(f"cancelled {len(ids)} task(s): {', '.join(ids)}")
 
 
 def _duration(text: str) -> float:
@@ -55,4 +55,4 @@ def purge(
     if not yes:
         typer.confirm(f"Delete {names} tasks finished more than {older_than} ago?", abort=True)
     deleted = with_store(url, lambda store: store.purge(states=states, finished_before=cutoff))
-    console.print(f"purged {deleted} task(s)")
+    stdout().print(f"purged {deleted} task(s)")

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..jobs import Job, JobState
 from ..stores import JobFilter
-from ._common import UrlOption, console, format_time, with_store
+from ._common import UrlOption, format_time, stdout, with_store
 
 __all__ = ["ls", "show", "status"]
 
@@ -43,7 +43,7 @@ def status(url: UrlOption = None) -> None:
         table.add_column(_state(state), justify="right", footer=str(total))
     for queue in sorted(by_queue):
         table.add_row(queue, *(str(by_queue[queue].get(s, 0)) for s in JobState))
-    console.print(table)
+    stdout().print(table)
 
 
 def ls(
@@ -69,13 +69,13 @@ def ls(
             format_time(job.created_at),
             job.last_error or "",
         )
-    console.print(table)
+    stdout().print(table)
 
 
 def show(task_id: str, url: UrlOption = None) -> None:
     """Show one task: its call, its chain, and every attempt with its traceback."""
     job = with_store(url, lambda store: store.get(task_id))
-    console.print(_summary(job))
+    stdout().print(_summary(job))
     attempts = Table(title="attempts")
     for column in ("#", "worker", "started", "finished", "outcome", "error"):
         attempts.add_column(column, overflow="fold")
@@ -88,10 +88,10 @@ def show(task_id: str, url: UrlOption = None) -> None:
             a.outcome or "running",
             a.error or "",
         )
-    console.print(attempts)
+    stdout().print(attempts)
     for a in job.history:
         if a.traceback:
-            console.print(Panel(a.traceback.rstrip(), title=f"attempt {a.number} traceback"))
+            stdout().print(Panel(a.traceback.rstrip(), title=f"attempt {a.number} traceback"))
 
 
 def _summary(job: Job) -> Table:

@@ -15,7 +15,7 @@ from ..errors import AfterwardError
 from ..worker.loading import load_afterward
 from ..worker.process import serve
 from ..worker.supervisor import Supervisor
-from ._common import errors
+from ._common import stderr
 
 __all__ = ["worker"]
 
@@ -48,7 +48,7 @@ def worker(
             serve(afterward, queues=queue, concurrency=concurrency, grace_period=grace_period)
         )
     except AfterwardError as exc:
-        errors.print(f"[bold red]error:[/] {exc}")
+        stderr().print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
     if threading.active_count() > 1:  # a timed-out plain function still holds its thread
         logging.shutdown()
