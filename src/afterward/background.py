@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .app import Afterward, PendingTask
+from .errors import TaskRefused
 
 __all__ = ["RequestTasks", "TaskRef"]
 
@@ -31,6 +32,7 @@ class RequestTasks:
     def __init__(self, afterward: Afterward) -> None:
         self.afterward = afterward
         self.pending: list[PendingTask] = []
+        self._closed = False
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> TaskRef:
         """Add `func(*args, **kwargs)` to run after the response, after the tasks added
@@ -39,15 +41,27 @@ class RequestTasks:
         :raises TaskRefused: the function or its arguments cannot be stored (the message
             says what to change).
         """
+        if self._closed:
+            raise TaskRefused(
+                f"add_task({getattr(func, '__qualname__', func)!r}) came after this request's "
+                "tasks were committed (in the code after `yield` of a dependency?): it could "
+                "not be stored. Add tasks before the response is sent."
+            )
         task = self.afterward.prepare(func, args, kwargs)
         self.pending.append(task)
         return TaskRef(task.id)
 
     async def commit(self) -> list[str]:
-        """Store the pending tasks as one chain; return their ids."""
+        """Store the pending tasks as one chain; return their ids. Later adds are refused."""
+        self._closed = True
         if not self.pending:
             return []
         reserve = self.afterward.runs_in_app
         ids = await self.afterward.enqueue_chain(self.pending, reserve=reserve)
         self.pending = []
         return ids
+
+    def discard(self) -> None:
+        """Drop the pending tasks (the endpoint raised). Later adds are refused."""
+        self._closed = True
+        self.pending = []

@@ -1,16 +1,17 @@
 """The FastAPI drop-in: ``from afterward.fastapi import BackgroundTasks``.
 
 `BackgroundTasks` is a dependency: FastAPI gives every endpoint and dependency of one
-request the same `RequestTasks`. After the endpoint returns and before the response starts
-(the exit of a ``scope="function"`` dependency), its tasks are committed to the store as one
-chain; if the endpoint raised, nothing is stored. In ``in_app`` mode the chain then runs in
+request the same `RequestTasks`. After the endpoint returns and before the response starts,
+its tasks are committed to the store as one chain; if the endpoint raised, nothing is
+stored. In ``in_app`` mode the chain then runs in
 this process right after the response, like FastAPI's own background tasks (so `TestClient`
 returns once they are done).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from types import TracebackType
 from typing import Annotated, TypeAlias
 
 import fastapi
@@ -18,21 +19,42 @@ from fastapi import Depends, Request
 
 from .app import Afterward
 from .background import RequestTasks, TaskRef
+from .errors import ConfigurationError
 
 __all__ = ["Afterward", "BackgroundTasks", "RequestTasks", "TaskRef"]
 
 
-async def request_tasks(
-    request: Request, after_response: fastapi.BackgroundTasks
-) -> AsyncIterator[RequestTasks]:
-    """The request's task list; committed when the endpoint returns."""
+async def request_tasks(request: Request, after_response: fastapi.BackgroundTasks) -> RequestTasks:
+    """The request's task list, committed when the endpoint returns.
+
+    A plain (not ``yield``) dependency that registers the commit on FastAPI's per-endpoint
+    exit stack: that stack closes after the endpoint returns and before the response
+    starts, and plain dependencies can be used by every other dependency, including
+    ``yield`` ones.
+    """
     afterward = Afterward.of(request.app)
     tasks = RequestTasks(afterward)
-    yield tasks
-    ids = await tasks.commit()
-    if ids and afterward.runs_in_app:
-        after_response.add_task(afterward.run_chain, ids)
+    stack = request.scope.get("fastapi_function_astack")
+    if not isinstance(stack, AsyncExitStack):
+        raise ConfigurationError(
+            "afterward.fastapi.BackgroundTasks needs FastAPI 0.121 or newer "
+            "(the per-endpoint exit stack is missing): pip install -U fastapi"
+        )
+
+    async def commit(
+        exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if exc_type is None:
+            ids = await tasks.commit()
+            if ids and afterward.runs_in_app:
+                after_response.add_task(afterward.run_chain, ids)
+        else:
+            tasks.discard()
+        return False
+
+    stack.push_async_exit(commit)
+    return tasks
 
 
-BackgroundTasks: TypeAlias = Annotated[RequestTasks, Depends(request_tasks, scope="function")]
+BackgroundTasks: TypeAlias = Annotated[RequestTasks, Depends(request_tasks)]
 """Declare ``background_tasks: BackgroundTasks`` in an endpoint or dependency, as with FastAPI."""

@@ -143,3 +143,23 @@ def burns_cpu(seconds: float) -> None:
     while time.perf_counter() < end:
         n += 1
     EVENTS.append(("burned", str(n > 0)))
+
+
+def yield_dependency(add_after_yield: bool) -> FastAPI:
+    """A `yield` dependency (request scope) that adds tasks, as apps with DB sessions do."""
+    app = FastAPI()
+
+    def session(background_tasks: BackgroundTasks):  # type: ignore[no-untyped-def]
+        background_tasks.add_task(record, "opened")
+        yield "session"
+        if add_after_yield:
+            background_tasks.add_task(record, "closed")
+
+    @app.post("/work")
+    def work(
+        background_tasks: BackgroundTasks, s: Annotated[str, Depends(session)]
+    ) -> dict[str, str]:
+        background_tasks.add_task(record, "worked")
+        return {"session": s}
+
+    return app

@@ -10,7 +10,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from afterward import Afterward, ArgumentNotSerializable, FunctionNotImportable, JobState
+from afterward import (
+    Afterward,
+    ArgumentNotSerializable,
+    FunctionNotImportable,
+    JobState,
+    TaskRefused,
+)
 from afterward.stores import JobFilter
 
 from . import apps
@@ -121,3 +127,22 @@ async def test_concurrent_requests_keep_each_chain_in_order(workdir: Path) -> No
             assert steps == ["first", "second"], (n, steps)
     finally:
         await Afterward.of(app).aclose()
+
+
+def test_yield_dependency_can_add_tasks_before_yield(make_client: MakeClient) -> None:
+    # Given a request-scoped `yield` dependency that adds a task before it yields
+    client = make_client(apps.yield_dependency(add_after_yield=False))
+    # When the endpoint runs
+    assert client.post("/work").status_code == 200
+    # Then the dependency's task ran first, then the endpoint's
+    assert apps.EVENTS == [("opened",), ("worked",)]
+
+
+def test_task_added_after_the_commit_is_refused_not_lost(make_client: MakeClient) -> None:
+    # Given a `yield` dependency that adds a task after the response was committed
+    client = make_client(apps.yield_dependency(add_after_yield=True))
+    # When the request runs, Then that late task is refused loudly instead of dropped
+    with pytest.raises(TaskRefused, match="after this request's tasks were committed"):
+        client.post("/work")
+    # And the tasks added in time ran
+    assert apps.EVENTS == [("opened",), ("worked",)]

@@ -175,12 +175,21 @@ async def test_cancel_cancels_the_rest_of_the_chain(store: Store, clock: Clock) 
     ]
 
 
+async def test_a_cancelled_next_task_stays_cancelled(store: Store, clock: Clock) -> None:
+    # Given a chain whose head runs while the task behind it is cancelled
+    ids = await store.enqueue(new_chain(2), now=clock())
+    await acquire_one(store, clock)
+    assert await store.cancel(ids[1], now=clock()) == [ids[1]]
+    # When the head completes, Then the cancelled task is not brought back
+    assert await store.complete(ids[0], "w1", 1, now=clock())
+    assert (await store.get(ids[1])).state is JobState.CANCELLED
+
+
 async def test_cancel_a_scheduled_task(store: Store, clock: Clock) -> None:
     # Given a task scheduled for later
     job_id = await enqueue_one(store, clock, run_at=clock() + 60)
-    # When it is cancelled
+    # When it is cancelled, Then it never runs
     assert await store.cancel(job_id, now=clock()) == [job_id]
-    # Then it never runs
     clock.advance(120)
     assert await store.acquire("w1", now=clock(), lease=LEASE, limit=10) == []
 

@@ -167,7 +167,7 @@ SELECT queue, state, count(*) AS n FROM afterward_jobs GROUP BY queue, state;
 
 -- name: purge_attempts
 -- Delete the attempts of finished tasks being purged.
-DELETE FROM afterward_attempts WHERE 0 AND job_id IN (
+DELETE FROM afterward_attempts WHERE job_id IN (
     SELECT id FROM afterward_jobs
     WHERE state IN (SELECT value FROM json_each(:states)) AND finished_at < :before
 );
