@@ -41,10 +41,9 @@ async def test_fail_with_retry_at_schedules_the_task(store: Store, clock: Clock)
     # And it cannot be acquired before it is due
     clock.advance(29)
     assert await store.acquire("w2", now=clock(), lease=LEASE, limit=10) == []
-    # When it is due
+    # When it is due, Then it is acquired as attempt 2
     clock.advance(1)
     again = await acquire_one(store, clock, "w2")
-    # Then it is acquired as attempt 2
     assert (again.id, again.attempts) == (job_id, 2)
 
 
@@ -81,10 +80,9 @@ async def test_every_attempt_keeps_its_error_and_traceback(store: Store, clock: 
 
 
 async def test_release_hands_back_without_spending_an_attempt(store: Store, clock: Clock) -> None:
-    # Given a task with 2 attempts, running for w1
+    # Given a task with 2 attempts, running for w1; When w2, then w1 release it
     job_id = await enqueue_one(store, clock, max_attempts=2)
     await acquire_one(store, clock, "w1")
-    # When w2 tries to release it, then w1 releases it
     assert await store.release("w2", [job_id], now=clock()) == 0
     assert await store.release("w1", [job_id], now=clock()) == 1
     # Then it is queued again with one more attempt allowed; attempts did not go down
@@ -238,9 +236,8 @@ async def test_retry_requeues_a_cancelled_task(store: Store, clock: Clock) -> No
     # Given a cancelled task
     job_id = await enqueue_one(store, clock)
     await store.cancel(job_id, now=clock())
-    # When it is retried
+    # When it is retried, Then it is queued and can run
     await store.retry(job_id, now=clock())
-    # Then it is queued and can run
     assert (await store.get(job_id)).state is JobState.QUEUED
     assert (await acquire_one(store, clock)).id == job_id
 

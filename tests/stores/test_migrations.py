@@ -66,5 +66,7 @@ def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -
     # Then every one succeeds and the schema was created exactly once
     assert [p.wait(60) for p in procs] == [0] * 8
     conn = sqlite3.connect(tmp_path / "race.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == load_migrations("sqlite")[-1].version
+    assert (
+        conn.execute("PRAGMA user_version").fetchone()[0] == load_migrations("sqlite")[-1].version
+    )
     assert conn.execute("SELECT count(*) FROM afterward_jobs").fetchone()[0] == 0
