@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 TESTS = Path(__file__).resolve().parents[1]
 """On the children's path, so they import `integration.crash_app` as the tests do."""
