@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import atexit
 import secrets
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .config import Execution, Settings
+from .errors import FunctionNotImportable
 from .jobs import Job, NewJob
 from .retry import RetryPolicy
 from .serialization import encode_call
@@ -73,6 +75,9 @@ class Afterward:
         self.settings = settings or Settings.from_env(**given)
         self.store: Store = store or store_from_url(self.settings.url)
         self.registry = TaskRegistry(tasks)
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller and not caller.startswith("afterward."):
+            self.registry.allow_package(caller)
         self._opened = False
         self._runner: Runner | None = None
         self._embedded: EmbeddedWorker | None = None
@@ -81,31 +86,48 @@ class Afterward:
     # -- finding the instance of an app -----------------------------------------------
 
     @classmethod
-    def of(cls, app: Any) -> Afterward:
-        """The `Afterward` installed on a Starlette/FastAPI `app`, created from the
-        environment on first use when none was installed."""
+    def of(cls, app: Any, lifespan_state: Mapping[str, Any] | None = None) -> Afterward:
+        """The `Afterward` a Starlette/FastAPI `app` uses.
+
+        In order: the one its lifespan published (`lifespan_state`, shared with mounted
+        sub-apps), the one installed on it (`install`), the one whose `lifespan` it was
+        given (even when the lifespan has not run, as under a plain `TestClient(app)`),
+        else one configured from the environment, created once and installed.
+        """
+        if lifespan_state is not None:
+            published = lifespan_state.get(_STATE_ATTRIBUTE)
+            if isinstance(published, Afterward):
+                return published
         found = getattr(app.state, _STATE_ATTRIBUTE, None)
         if isinstance(found, Afterward):
             return found
-        created = cls()
-        setattr(app.state, _STATE_ATTRIBUTE, created)
-        return created
+        router = getattr(app, "router", None)
+        owner = getattr(getattr(router, "lifespan_context", None), "__self__", None)
+        chosen = owner if isinstance(owner, Afterward) else cls()
+        chosen.install(app)
+        return chosen
 
     def install(self, app: Any) -> None:
-        """Make `app`'s `BackgroundTasks` use this instance."""
+        """Make `app`'s `BackgroundTasks` use this instance, and treat the packages that
+        define its endpoints as application code (see `TaskRegistry`)."""
         setattr(app.state, _STATE_ATTRIBUTE, self)
+        for route in getattr(app, "routes", ()):
+            module = getattr(getattr(route, "endpoint", None), "__module__", None)
+            if module:
+                self.registry.allow_package(module)
 
     @asynccontextmanager
-    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+    async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
         """A lifespan for `FastAPI(lifespan=...)`: install, open the store, and in
         ``in_app`` mode start the embedded worker at startup (so work left by a crash is
-        taken back at once); stop it gracefully at shutdown."""
+        taken back at once); stop it gracefully at shutdown. The instance is published in
+        the lifespan state, so mounted sub-apps use it too."""
         self.install(app)
         await self.open()
         if self.runs_in_app:
             self._ensure_embedded()
         try:
-            yield
+            yield {_STATE_ATTRIBUTE: self}
         finally:
             await self.aclose()
 
@@ -166,6 +188,11 @@ class Afterward:
     ) -> PendingTask:
         """Check and encode one call, raising `TaskRefused` errors at once."""
         name = self.registry.name_of(func)
+        if not self.runs_in_app and name.startswith("__main__:"):
+            raise FunctionNotImportable(
+                f"{name} is defined in a script run as __main__, which a worker cannot "
+                "import: move the function into a module of your application"
+            )
         options = options_of(func)
         retry = self.settings.retry.to_json()
         stored = {k: options.get(k, v) for k, v in retry.items()}

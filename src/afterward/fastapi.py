@@ -32,7 +32,7 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
     starts, and plain dependencies can be used by every other dependency, including
     ``yield`` ones.
     """
-    afterward = Afterward.of(request.app)
+    afterward = Afterward.of(request.app, request.scope.get("state"))
     tasks = RequestTasks(afterward)
     stack = request.scope.get("fastapi_function_astack")
     if not isinstance(stack, AsyncExitStack):

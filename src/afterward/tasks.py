@@ -4,8 +4,10 @@ A task is stored by name, ``"module:qualname"``. `TaskRegistry.name_of` refuses 
 `add_task` time any function a worker could not find again (lambdas, closures, nested
 functions, bound methods, partials). `TaskRegistry.resolve` turns a stored name back into a
 function *without importing anything*: only functions registered in this process, or
-module-level functions of the application's own, already-imported modules (not the
-standard library, not installed packages) are ever returned.
+module-level functions of the application's own, already-imported modules are ever
+returned. Application modules are those of the packages that define the app's endpoints,
+create its `Afterward` or hold the worker's target, wherever installed, plus any module
+outside the standard library and site-packages.
 """
 
 from __future__ import annotations
@@ -73,8 +75,16 @@ class TaskRegistry:
     def __init__(self, functions: Iterable[Callable[..., Any]] = ()) -> None:
         self._by_name: dict[str, Callable[..., Any]] = {}
         self._library_paths = _library_paths()
+        self._app_packages: set[str] = set()
         for f in functions:
             self.name_of(f)
+
+    def allow_package(self, module_name: str) -> None:
+        """Treat the top-level package of `module_name` as application code, wherever it
+        is installed (an app installed into site-packages, as in a container image)."""
+        top = module_name.split(".")[0]
+        if top not in sys.stdlib_module_names and top not in ("afterward", "__main__"):
+            self._app_packages.add(top)
 
     def name_of(self, func: Callable[..., Any]) -> str:
         """Register `func` and return its stored name.
@@ -118,7 +128,10 @@ class TaskRegistry:
         return func
 
     def _is_application_module(self, module_name: str, file: str | None) -> bool:
-        if module_name.split(".")[0] in sys.stdlib_module_names or file is None:
+        top = module_name.split(".")[0]
+        if top in self._app_packages:
+            return True
+        if top in sys.stdlib_module_names or file is None:
             return False
         path = Path(file).resolve()
         return not any(path.is_relative_to(p) for p in self._library_paths)

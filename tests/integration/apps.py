@@ -163,3 +163,19 @@ def yield_dependency(add_after_yield: bool) -> FastAPI:
         return {"session": s}
 
     return app
+
+
+def mounted(url: str) -> FastAPI:
+    """A configured Afterward on the root app; the endpoint lives in a mounted sub-app."""
+    from afterward import Afterward
+
+    afterward = Afterward(url=url, execution="workers")
+    root = FastAPI(lifespan=afterward.lifespan)
+    v1 = FastAPI()
+
+    @v1.post("/go")
+    def go(background_tasks: BackgroundTasks) -> dict[str, str]:
+        return {"task": background_tasks.add_task(record, "mounted").id}
+
+    root.mount("/v1", v1)
+    return root

@@ -357,12 +357,6 @@ def test_report_is_only_enqueued_then_a_reports_worker_builds_it(
     assert f"/{reports_worker.pid}/" in job.history[0].worker
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: with no lifespan run, Afterward.of(app) ignores the module's "
-    "Afterward(execution='workers') and creates a zero-config in_app one, so the report "
-    "runs in the web process (remove this mark once fixed)",
-)
 def test_report_app_without_lifespan_still_only_enqueues(
     load_example: LoadExample, workdir: Path
 ) -> None:

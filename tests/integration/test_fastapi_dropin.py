@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,3 +147,34 @@ def test_task_added_after_the_commit_is_refused_not_lost(make_client: MakeClient
         client.post("/work")
     # And the tasks added in time ran
     assert apps.EVENTS == [("opened",), ("worked",)]
+
+
+def test_mounted_sub_app_uses_the_root_lifespans_afterward(
+    make_client: MakeClient, workdir: Path
+) -> None:
+    # Given a root app with a configured workers-mode Afterward and a mounted sub-app
+    app = apps.mounted(f"sqlite:///{workdir / 'configured.db'}")
+    # When the sub-app's endpoint adds a task under a lifespan-running client
+    with make_client(app) as client:
+        task_id = client.post("/v1/go").json()["task"]
+    # Then the task went to the configured store, queued for workers, not run in the app
+    configured = Afterward(url=f"sqlite:///{workdir / 'configured.db'}")
+    assert asyncio.run(configured.get(task_id)).state is JobState.QUEUED
+    assert apps.EVENTS == []
+    assert not (workdir / "afterward.db").exists()
+
+
+def test_workers_mode_refuses_functions_of_a_main_script(workdir: Path) -> None:
+    # Given a workers-mode Afterward and a function that claims to live in __main__
+    afterward = Afterward(url=f"sqlite:///{workdir / 'w.db'}", execution="workers")
+
+    def scripted() -> None: ...
+
+    scripted.__module__, scripted.__qualname__ = "__main__", "scripted"
+    sys.modules["__main__"].scripted = scripted  # type: ignore[attr-defined]
+    try:
+        # When it is prepared, Then it is refused: no worker could import it
+        with pytest.raises(FunctionNotImportable, match="__main__"):
+            afterward.prepare(scripted, (), {})
+    finally:
+        del sys.modules["__main__"].scripted  # type: ignore[attr-defined]

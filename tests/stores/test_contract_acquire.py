@@ -151,10 +151,9 @@ async def test_concurrent_acquires_never_share_a_task(
     try:
         stores = [store, *others]
         # When 30 workers acquire at once, spread over the instances
-        batches = await asyncio.gather(*(
-            stores[n % 3].acquire(f"w{n}", now=clock(), lease=LEASE, limit=3)
-            for n in range(30)
-        ))
+        batches = await asyncio.gather(
+            *(stores[n % 3].acquire(f"w{n}", now=clock(), lease=LEASE, limit=3) for n in range(30))
+        )
         # And whatever is left is swept up afterwards
         leftover = await store.acquire("sweeper", now=clock(), lease=LEASE, limit=100)
     finally:
@@ -171,4 +170,3 @@ async def test_concurrent_acquires_never_share_a_task(
             stored = await store.get(job.id)
             assert (stored.lease_owner, stored.attempts) == (f"w{n}", 1)
             assert len(stored.history) == 1
-

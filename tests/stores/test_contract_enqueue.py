@@ -14,7 +14,10 @@ from ._helpers import LEASE, Clock, acquire_one, enqueue_one, new_chain, new_job
 async def test_a_single_task_starts_queued_with_what_was_given(store: Store, clock: Clock) -> None:
     # Given a task with every optional field set
     job = new_job(
-        queue="emails", priority=7, max_attempts=4, unique_key=None,
+        queue="emails",
+        priority=7,
+        max_attempts=4,
+        unique_key=None,
         options={"max_attempts": 4, "time_limit": 12.5},
     )
     # When it is enqueued
@@ -67,7 +70,9 @@ async def test_a_chain_starts_with_its_head_queued_and_the_rest_waiting(
     assert ids == [j.id for j in chain]
     first, second, third = [await store.get(i) for i in ids]
     assert [first.state, second.state, third.state] == [
-        JobState.QUEUED, JobState.WAITING, JobState.WAITING,
+        JobState.QUEUED,
+        JobState.WAITING,
+        JobState.WAITING,
     ]
     # And each task links to its neighbours
     assert (first.prev_id, first.next_id) == (None, second.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from afterward.jobs import Job, JobState
 from afterward.stores import Store
 
@@ -170,3 +172,26 @@ async def test_a_refused_complete_does_not_release_the_chain(store: Store, clock
     assert await store.complete(head.id, "w3", rerun.attempts, now=clock())
     # Then, and only then, the next task is released
     assert (await store.get(ids[1])).state is JobState.QUEUED
+
+
+async def test_release_after_the_lease_expired_is_refused(store: Store, clock: Clock) -> None:
+    # Given a task whose holder let its lease expire (not yet recovered)
+    (job_id,) = await store.enqueue([new_job()], now=clock())
+    await store.acquire("w1", now=clock(), lease=LEASE, limit=1)
+    clock.advance(LEASE + 1)
+    # When the stale holder tries to hand it back
+    handed = await store.release("w1", [job_id], now=clock())
+    # Then nothing changes: no extra attempt is granted to a stale holder
+    job = await store.get(job_id)
+    assert handed == 0
+    assert (job.state, job.max_attempts) == (JobState.RUNNING, new_job().max_attempts)
+
+
+async def test_unique_key_on_a_chain_member_is_refused(store: Store, clock: Clock) -> None:
+    # Given a chain of two whose second task carries a unique key
+    first = new_job()
+    second = new_job(prev_id=first.id, unique_key="k")
+    # When it is enqueued, Then it is refused before anything is stored
+    with pytest.raises(ValueError, match="unique_key"):
+        await store.enqueue([first, second], now=clock())
+    assert await store.counts() == {}

@@ -53,13 +53,15 @@ async def test_list_filters_by_state_queue_function_and_chain(store: Store, cloc
     assert await ids(JobFilter()) == set(made.values())
     assert await ids(JobFilter(states=[JobState.FAILED])) == {made["failing"]}
     assert await ids(JobFilter(states=[JobState.WAITING, JobState.FAILED])) == {
-        made["tail"], made["failing"],
+        made["tail"],
+        made["failing"],
     }
     assert await ids(JobFilter(queue="media")) == {made["head"], made["tail"]}
     assert await ids(JobFilter(function="send_email")) == {made["mail1"], made["mail2"]}
     assert await ids(JobFilter(chain_id=made["head"])) == {made["head"], made["tail"]}
     assert await ids(JobFilter(queue="mail", states=[JobState.QUEUED])) == {
-        made["mail1"], made["mail2"],
+        made["mail1"],
+        made["mail2"],
     }
     assert await ids(JobFilter(queue="nowhere")) == set()
 
@@ -77,7 +79,10 @@ async def test_list_is_newest_first_and_pages(store: Store, clock: Clock) -> Non
     # Then the newest comes first and pages follow on without gaps or repeats
     assert [j.id for j in whole] == newest_first
     assert [[j.id for j in p] for p in pages] == [
-        newest_first[0:2], newest_first[2:4], newest_first[4:], [],
+        newest_first[0:2],
+        newest_first[2:4],
+        newest_first[4:],
+        [],
     ]
     # And listed tasks carry no attempt history
     assert all(j.history == () for j in whole)

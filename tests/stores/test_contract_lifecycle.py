@@ -169,7 +169,9 @@ async def test_cancel_cancels_the_rest_of_the_chain(store: Store, clock: Clock) 
     assert {(await store.get(i)).state for i in first} == {JobState.CANCELLED}
     assert (await store.get(first[0])).finished_at == clock()
     assert [(await store.get(i)).state for i in second] == [
-        JobState.QUEUED, JobState.CANCELLED, JobState.CANCELLED,
+        JobState.QUEUED,
+        JobState.CANCELLED,
+        JobState.CANCELLED,
     ]
 
 

@@ -28,7 +28,7 @@ class JobFilter:
     states: Sequence[JobState] | None = None
     queue: str | None = None
     function: str | None = None
-    """A substring of the stored function name."""
+    """A case-sensitive substring of the stored function name."""
     chain_id: str | None = None
 
 
@@ -64,7 +64,11 @@ class Store(Protocol):
         ``now + lease``: no one else acquires them before then (the web process uses this
         to run a request's tasks itself right after the response). A job whose
         `unique_key` is already taken by an unfinished task is not stored: the existing
-        task's id is returned in its place.
+        task's id is returned in its place. A `unique_key` may only be set on a job that is
+        not part of a chain; `options["max_attempts"]` is the budget a later `retry`
+        restores. One call may hold many unrelated jobs and chains (group commit).
+
+        :raises ValueError: a `unique_key` on a job of a chain.
         """
         ...
 
@@ -80,10 +84,11 @@ class Store(Protocol):
     ) -> list[Job]:
         """Atomically take up to `limit` due tasks for `worker` and return them `running`.
 
-        Due means `queued`, or `scheduled` with ``run_at <= now``, and not reserved for
-        another worker. Highest priority first, then oldest `run_at`. Each acquired task's
-        `attempts` goes up by one and a new attempt record is opened. With `ids`, only those
-        tasks are considered (reservations for `worker` included).
+        Due means `queued`, or `scheduled` with ``run_at <= now``, and not under an
+        unexpired reservation. Highest priority first, then oldest `run_at`. Each acquired
+        task's `attempts` goes up by one and a new attempt record is opened. With `ids`,
+        only those tasks are considered, and `worker`'s own reservations among them may be
+        taken: a reserved task is only ever acquired by its owner, through `ids`.
         """
         ...
 
@@ -109,7 +114,9 @@ class Store(Protocol):
     async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
         """Hand tasks back to the queue without counting their attempt (graceful stop).
 
-        Also drops `worker`'s reservations. Returns how many running tasks were handed back.
+        Fenced: only tasks `worker` still holds under an unexpired lease are handed back;
+        their budget grows by one (`attempts` never goes down). Also drops `worker`'s
+        reservations among `ids`. Returns how many running tasks were handed back.
         """
         ...
 
@@ -159,7 +166,8 @@ class Store(Protocol):
         ...
 
     async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
-        """Delete finished tasks in `states` that finished before `finished_before`."""
+        """Delete tasks in `states` (terminal ones) that finished strictly before
+        `finished_before`, with their attempts; return how many tasks were deleted."""
         ...
 
     async def wait_for_work(self, timeout: float) -> None:

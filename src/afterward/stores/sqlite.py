@@ -146,6 +146,8 @@ class SQLiteStore:
         reserve_for: str | None = None,
         lease: float = 0.0,
     ) -> list[str]:
+        _check_unique_keys(jobs)
+
         def write(conn: sqlite3.Connection) -> list[str]:
             ids: list[str] = []
             with self._write(conn):
@@ -306,7 +308,7 @@ class SQLiteStore:
         return True
 
     async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
-        params = {"worker": worker, "ids": json.dumps(list(ids))}
+        params = {"worker": worker, "ids": json.dumps(list(ids)), "now": now}
 
         def write(conn: sqlite3.Connection) -> int:
             with self._write(conn):
@@ -472,6 +474,13 @@ class SQLiteStore:
             if left <= 0:
                 return
             await asyncio.sleep(min(_WAKE_POLL, left))
+
+
+def _check_unique_keys(jobs: Sequence[NewJob]) -> None:
+    linked = {job.prev_id for job in jobs}
+    for job in jobs:
+        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
+            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
 def _close_attempt(

@@ -31,6 +31,12 @@ def load_afterward(target: str) -> Afterward:
             "e.g. `afterward worker app.main:app`, from the directory you run uvicorn in"
         ) from exc
     found: Any = getattr(module, attribute or "app", None)
+    chosen = _find(module, found, target)
+    chosen.registry.allow_package(module_name)
+    return chosen
+
+
+def _find(module: Any, found: Any, target: str) -> Afterward:
     if isinstance(found, Afterward):
         return found
     state = getattr(found, "state", None)
@@ -38,10 +44,7 @@ def load_afterward(target: str) -> Afterward:
         raise ConfigurationError(
             f"{target!r} is neither an Afterward instance nor a FastAPI/Starlette app"
         )
-    installed = getattr(state, "afterward", None)
-    if isinstance(installed, Afterward):
-        return installed
     in_module = [v for v in vars(module).values() if isinstance(v, Afterward)]
-    if len(in_module) == 1:
-        return in_module[0]
+    if getattr(state, "afterward", None) is None and len(in_module) == 1:
+        in_module[0].install(found)
     return Afterward.of(found)

@@ -103,7 +103,7 @@ UPDATE afterward_jobs
 SET state = 'queued', max_attempts = max_attempts + 1,
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id IN (SELECT value FROM json_each(:ids))
-  AND state = 'running' AND lease_owner = :worker
+  AND state = 'running' AND lease_owner = :worker AND lease_expires_at >= :now
 RETURNING id, attempts;
 
 -- name: drop_reservations
