@@ -12,7 +12,6 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from fastapi.testclient import TestClient
 
 from afterward import Afterward, Job, JobState
 from afterward.stores import JobFilter, store_from_url
+
+from .procs import stop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -75,14 +76,6 @@ def env_without_url(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AFTERWARD_URL"}
     env.update(extra)
     return env
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- every example ----------------------------------------------------------------------
@@ -287,18 +280,6 @@ def start_worker(cwd: Path, url: str, queue: str) -> tuple[subprocess.Popen[byte
     return proc, log
 
 
-def stop_worker(proc: subprocess.Popen[bytes]) -> int:
-    """SIGTERM, and the exit code (a worker that does not stop in 30 s is killed)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 def test_report_is_only_enqueued_then_a_reports_worker_builds_it(
     load_example: LoadExample, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -334,7 +315,7 @@ def test_report_is_only_enqueued_then_a_reports_worker_builds_it(
         assert (job.state, job.attempts) == (JobState.QUEUED, 0)
         assert not (workdir / "outbox.txt").exists()
     finally:
-        assert stop_worker(default_worker) == 0, default_log.read_text()
+        assert stop(default_worker) == 0, default_log.read_text()
 
     # When a worker for the reports queue starts
     reports_worker, reports_log = start_worker(workdir, url, "reports")
@@ -344,7 +325,7 @@ def test_report_is_only_enqueued_then_a_reports_worker_builds_it(
         wait_until(outbox.exists, 30, "the report to be emailed")
     finally:
         # And it stops cleanly on SIGTERM
-        assert stop_worker(reports_worker) == 0, reports_log.read_text()
+        assert stop(reports_worker) == 0, reports_log.read_text()
     assert outbox.read_text() == (
         "to ada@example.com: report q3 (200 pages) attached: reports/q3.pdf\n"
     )
