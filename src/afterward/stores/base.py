@@ -48,6 +48,14 @@ class Store(Protocol):
     async def close(self) -> None:
         """Release connections. Only what the store opened itself is closed."""
 
+    async def now(self) -> float:
+        """The store's own clock (seconds since the epoch).
+
+        Workers on many machines agree on time by offsetting their clocks to this one
+        (`afterward.worker.clock.StoreClock`), so leases never depend on a worker's clock.
+        """
+        ...
+
     async def enqueue(
         self,
         jobs: Sequence[NewJob],

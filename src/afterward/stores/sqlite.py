@@ -136,6 +136,10 @@ class SQLiteStore:
             with self._lock:
                 conn.close()
 
+    async def now(self) -> float:
+        """This machine's clock: every process sharing the file runs on it."""
+        return time.time()
+
     # -- producing --------------------------------------------------------------------
 
     async def enqueue(

@@ -22,6 +22,7 @@ from ..retry import RetryPolicy
 from ..serialization import decode_call
 from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
+from .clock import StoreClock
 from .executor import Executor
 from .identity import dead_local_workers
 
@@ -47,7 +48,7 @@ class Runner:
         worker_id: str,
         executor: Executor,
         queues: Sequence[str] | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.worker_id = worker_id
@@ -56,7 +57,7 @@ class Runner:
         self._settings = settings
         self._executor = executor
         self._queues = list(queues) if queues else None
-        self._clock = clock
+        self._clock = clock or StoreClock()
         self._rng = rng
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
@@ -239,11 +240,14 @@ class Runner:
     # -- leases and recovery ----------------------------------------------------------
 
     async def maintain(self, stop: asyncio.Event) -> None:
-        """Renew held leases every third of a lease; take back lost work every second."""
+        """Renew held leases every third of a lease; take back lost work every second;
+        keep the clock in step with the store's."""
         renew_every = self._settings.lease / 3
         last_renewal = 0.0
         while not stop.is_set():
             try:
+                if isinstance(self._clock, StoreClock):
+                    await self._clock.sync(self._store)
                 if time.monotonic() - last_renewal >= renew_every:
                     await self.renew_leases()
                     last_renewal = time.monotonic()

@@ -1,0 +1,43 @@
+"""Time for lease decisions: this machine's clock, corrected to the store's clock.
+
+Workers on several machines must agree on when a lease expires. Each samples the store's
+clock now and then and applies the offset locally, so no call pays a round trip for time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..stores.base import Store
+
+__all__ = ["StoreClock"]
+
+_RESYNC_EVERY = 60.0
+"""Seconds between samples of the store's clock."""
+
+
+class StoreClock:
+    """``clock()`` returns the store's time, estimated from a recent sample."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._synced_at = -_RESYNC_EVERY
+
+    def __call__(self) -> float:
+        return time.time() + self._offset
+
+    async def sync(self, store: Store) -> None:
+        """Sample the store's clock if the last sample is old (half the round trip is
+        taken as the delay)."""
+        if time.monotonic() - self._synced_at < _RESYNC_EVERY:
+            return
+        before = time.time()
+        remote = await store.now()
+        after = time.time()
+        self._offset = remote - (before + after) / 2
+        self._synced_at = time.monotonic()
+
+    @property
+    def offset(self) -> float:
+        """Seconds the store's clock is ahead of this machine's."""
+        return self._offset
