@@ -42,3 +42,9 @@ def health() -> dict[str, str]:
 def start_long(marker: str, seconds: float, background_tasks: BackgroundTasks) -> dict[str, str]:
     ref = background_tasks.add_task(long_task, marker, seconds)
     return {"task": ref.id}
+
+
+def step(chain: int, index: int) -> None:
+    """One link of a chain; records `chain:index` after its (short) work."""
+    time.sleep(random.uniform(0.0, 0.004))
+    append("chains.txt", f"{chain}:{index}")

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import AfterwardError, UnknownFunction
+from ..errors import AfterwardError, StoreError, UnknownFunction
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..serialization import decode_call
@@ -79,8 +79,12 @@ class Runner:
         except (UnknownFunction, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             log.error("task %s refused: %s", job.id, reason)
-            await self._store.fail(
-                job.id, self.worker_id, job.attempts, permanent_failure(reason), now=self._clock()
+            refusal = permanent_failure(reason)
+            await self._report(
+                lambda: self._store.fail(
+                    job.id, self.worker_id, job.attempts, refusal, now=self._clock()
+                ),
+                job,
             )
             return False
         policy = self._policy(job, func)
@@ -101,7 +105,9 @@ class Runner:
                 exc_info=failure.retry_at is None,
             )
             await self._report(
-                self._store.fail(job.id, self.worker_id, job.attempts, failure, now=self._clock()),
+                lambda: self._store.fail(
+                    job.id, self.worker_id, job.attempts, failure, now=self._clock()
+                ),
                 job,
             )
             return False
@@ -112,11 +118,32 @@ class Runner:
             (time.perf_counter() - started) * 1000,
         )
         return await self._report(
-            self._store.complete(job.id, self.worker_id, job.attempts, now=self._clock()), job
+            lambda: self._store.complete(job.id, self.worker_id, job.attempts, now=self._clock()),
+            job,
         )
 
-    async def _report(self, write: Awaitable[bool], job: Job) -> bool:
-        accepted = await write
+    async def _report(self, write: Callable[[], Awaitable[bool]], job: Job) -> bool:
+        """Record an outcome; while the store is unreachable, keep trying with backoff
+        for as long as the lease could still be valid (after that the write would be
+        refused anyway, and the task runs again elsewhere)."""
+        give_up_at = time.monotonic() + self._settings.lease
+        delay = _STORE_BACKOFF / 4
+        while True:
+            try:
+                accepted = await write()
+                break
+            except StoreError as exc:
+                if time.monotonic() + delay > give_up_at:
+                    log.error(
+                        "task %s: could not record its outcome (%s); it will run again", job.id, exc
+                    )
+                    return False
+                if delay == _STORE_BACKOFF / 4:
+                    log.warning(
+                        "task %s: store unavailable (%s); retrying the outcome", job.id, exc
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _STORE_BACKOFF * 4)
         if not accepted:
             log.warning(
                 "task %s: outcome of attempt %d discarded, this worker no longer holds its "
@@ -226,7 +253,15 @@ class Runner:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         if unfinished:
-            handed = await self._store.release(self.worker_id, unfinished, now=self._clock())
+            try:
+                handed = await self._store.release(self.worker_id, unfinished, now=self._clock())
+            except StoreError as exc:
+                log.error(
+                    "could not hand back %s (%s): they return when their lease expires",
+                    unfinished,
+                    exc,
+                )
+                return
             log.warning("handed back %d unfinished task(s) without spending an attempt", handed)
 
     async def drain(self) -> list[str]:
