@@ -1,9 +1,8 @@
 """The SQLite store: one file, WAL, `synchronous=FULL`; the embedded default.
 
-All statements run on one connection per store, under a lock, in a worker thread
-(`asyncio.to_thread`), so the event loop never waits on disk. Every write is one
-``BEGIN IMMEDIATE`` transaction, which SQLite serializes across processes: claims are atomic
-however many processes share the file.
+Every operation is one ``BEGIN IMMEDIATE`` transaction on the store's connection
+(`_sqlite_connection`), which SQLite serializes across processes: claims are atomic however
+many processes share the file.
 """
 
 from __future__ import annotations
@@ -11,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from ..errors import SchemaTooNew, StoreError, TaskNotFound
+from ..errors import TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
 from ._rows import attempt_from_row, job_from_row
-from ._sql import load_migrations, load_queries, load_schema
+from ._sql import load_queries
+from ._sqlite_connection import SQLiteConnection, path_from_url, transaction
 from .base import Counts, JobFilter
 
 __all__ = ["SQLiteStore"]
@@ -34,107 +31,23 @@ _WAKE_POLL = 0.01
 """Seconds between checks for other processes' commits while idle (PRAGMA data_version)."""
 
 
-def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
-    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
-
-
-def path_from_url(url: str) -> str:
-    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
-    return url[len(prefix) :] or "afterward.db"
-
-
 class SQLiteStore:
     """Tasks in a SQLite file. `synchronous` is ``"FULL"`` (survives power loss) by default."""
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         self.url = url
         self.path = path_from_url(url)
-        self._synchronous = synchronous
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._db = SQLiteConnection(self.path, synchronous=synchronous)
         self._local_writes = 0
         self._seen: tuple[int, int] = (-1, -1)
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.to_thread(self._locked, fn)
-
-    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            if self._conn is None:
-                raise StoreError(f"the store {self.url} is not open")
-            try:
-                return fn(self._conn)
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
-
-    @contextmanager
-    def _write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- lifecycle --------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._conn is None:
-            await asyncio.to_thread(self._open)
-
-    def _open(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                return
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            try:
-                conn = sqlite3.connect(
-                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-                )
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
-            try:
-                conn.row_factory = _dict_row
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                self._migrate(conn)
-            except BaseException as exc:
-                conn.close()
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
-                raise
-            self._conn = conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        migrations = load_migrations("sqlite")
-        latest = migrations[-1].version
-        with self._write(conn):
-            version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
-            if version > latest:
-                raise SchemaTooNew(
-                    f"{self.path} has schema version {version}, newer than this afterward's "
-                    f"{latest}: upgrade afterward"
-                )
-            if version == 0:
-                _execute_script(conn, load_schema("sqlite"))
-            else:
-                for migration in migrations:
-                    if migration.version > version:
-                        _execute_script(conn, migration.sql)
-            conn.execute(f"PRAGMA user_version = {latest:d}")
+        await self._db.open()
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with self._lock:
-                conn.close()
+        await self._db.close()
 
     async def now(self) -> float:
         """This machine's clock: every process sharing the file runs on it."""
@@ -154,13 +67,13 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> list[str]:
             ids: list[str] = []
-            with self._write(conn):
+            with transaction(conn):
                 for job in jobs:
                     ids.append(self._insert(conn, job, now, reserve_for, now + lease))
             self._local_writes += 1
             return ids
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     def _insert(
         self,
@@ -232,7 +145,7 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> list[Job]:
             self._seen = (self._local_writes, self._data_version(conn))
-            with self._write(conn):
+            with transaction(conn):
                 rows = conn.execute(query, params).fetchall()
                 conn.executemany(
                     _QUERIES["open_attempt"],
@@ -244,7 +157,7 @@ class SQLiteStore:
             rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
             return [job_from_row(r) for r in rows]
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     async def extend_leases(
         self, worker: str, ids: Sequence[str], *, now: float, lease: float
@@ -253,16 +166,16 @@ class SQLiteStore:
         params["expires"] = now + lease
 
         def write(conn: sqlite3.Connection) -> set[str]:
-            with self._write(conn):
+            with transaction(conn):
                 return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
         params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
 
         def write(conn: sqlite3.Connection) -> bool:
-            with self._write(conn):
+            with transaction(conn):
                 row = conn.execute(_QUERIES["complete"], params).fetchone()
                 if row is None:
                     return False
@@ -272,16 +185,16 @@ class SQLiteStore:
                     self._local_writes += 1
             return True
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
     ) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            with self._write(conn):
+            with transaction(conn):
                 return self._fail(conn, job_id, worker, attempt, failure, now, live=True)
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     def _fail(
         self,
@@ -315,7 +228,7 @@ class SQLiteStore:
         params = {"worker": worker, "ids": json.dumps(list(ids)), "now": now}
 
         def write(conn: sqlite3.Connection) -> int:
-            with self._write(conn):
+            with transaction(conn):
                 rows = conn.execute(_QUERIES["release_running"], params).fetchall()
                 for r in rows:
                     _close_attempt(conn, r["id"], r["attempts"], now, "released")
@@ -323,20 +236,20 @@ class SQLiteStore:
             self._local_writes += 1
             return len(rows)
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     async def lease_holders(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
             return [r["lease_owner"] for r in conn.execute(_QUERIES["lease_holders"])]
 
-        return await self._run(read)
+        return await self._db.call(read)
 
     async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
         params = {"now": now, "dead": json.dumps(list(dead_workers))}
 
         def write(conn: sqlite3.Connection) -> int:
             taken = 0
-            with self._write(conn):
+            with transaction(conn):
                 conn.execute(_QUERIES["drop_dead_reservations"], params)
                 for row in conn.execute(_QUERIES["lost_leases"], params).fetchall():
                     job = job_from_row(row)
@@ -354,13 +267,13 @@ class SQLiteStore:
                     )
             return taken
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     # -- administration ---------------------------------------------------------------
 
     async def cancel(self, job_id: str, *, now: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            with self._write(conn):
+            with transaction(conn):
                 job = self._get(conn, job_id)
                 check_transition(job.state, "cancel", job_id)
                 cancelled = []
@@ -382,11 +295,11 @@ class SQLiteStore:
                     current, from_state = row["next_id"], JobState.WAITING
             return cancelled
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     async def retry(self, job_id: str, *, now: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with self._write(conn):
+            with transaction(conn):
                 job = self._get(conn, job_id)
                 check_transition(job.state, "retry", job_id)
                 prev = self._get(conn, job.prev_id) if job.prev_id else None
@@ -415,7 +328,7 @@ class SQLiteStore:
                     current = None if row is None else row["next_id"]
             self._local_writes += 1
 
-        await self._run(write)
+        await self._db.call(write)
 
     def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
         row = conn.execute(_QUERIES["get_job"], {"id": job_id}).fetchone()
@@ -425,7 +338,7 @@ class SQLiteStore:
         return job_from_row(row, (attempt_from_row(a) for a in history))
 
     async def get(self, job_id: str) -> Job:
-        return await self._run(lambda conn: self._get(conn, job_id))
+        return await self._db.call(lambda conn: self._get(conn, job_id))
 
     async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
         params = {
@@ -441,25 +354,25 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> list[Job]:
             return [job_from_row(r) for r in conn.execute(_QUERIES["list_jobs"], params)]
 
-        return await self._run(read)
+        return await self._db.call(read)
 
     async def counts(self) -> Counts:
         def read(conn: sqlite3.Connection) -> Counts:
             rows = conn.execute(_QUERIES["counts"]).fetchall()
             return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
 
-        return await self._run(read)
+        return await self._db.call(read)
 
     async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
         params = {"states": json.dumps([JobState(s).value for s in states])}
         params["before"] = finished_before  # type: ignore[assignment]
 
         def write(conn: sqlite3.Connection) -> int:
-            with self._write(conn):
+            with transaction(conn):
                 conn.execute(_QUERIES["purge_attempts"], params)
                 return conn.execute(_QUERIES["purge_jobs"], params).rowcount
 
-        return await self._run(write)
+        return await self._db.call(write)
 
     # -- waking -----------------------------------------------------------------------
 
@@ -470,7 +383,7 @@ class SQLiteStore:
     async def wait_for_work(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            seen = await self._run(lambda c: (self._local_writes, self._data_version(c)))
+            seen = await self._db.call(lambda c: (self._local_writes, self._data_version(c)))
             if seen != self._seen:
                 self._seen = seen
                 return
@@ -507,18 +420,3 @@ def _close_attempt(
             "traceback": traceback,
         },
     )
-
-
-def _execute_script(conn: sqlite3.Connection, script: str) -> None:
-    """Run each statement of `script` inside the current transaction.
-
-    (`executescript` would commit first, breaking the migration's lock.)
-    """
-    statement = ""
-    for line in script.splitlines():
-        if line.lstrip().startswith("--"):
-            continue
-        statement += line + "\n"
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""

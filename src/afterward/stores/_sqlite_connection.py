@@ -1,0 +1,145 @@
+"""One SQLite connection shared by a store: opening, migrating, transactions, threads.
+
+Statements run under a lock in a worker thread (`asyncio.to_thread`), so no event loop
+waits on disk and the connection can serve any loop. Every write is one
+``BEGIN IMMEDIATE`` transaction, which SQLite serializes across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import SchemaTooNew, StoreError
+from ._sql import load_migrations, load_schema
+
+__all__ = ["SQLiteConnection", "execute_script", "path_from_url", "transaction"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
+    return {d[0]: v for d, v in zip(cursor.description, row, strict=True)}
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
+    return url[len(prefix) :] or "afterward.db"
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SQLiteConnection:
+    """The store's connection; `call(fn)` runs ``fn(conn)`` under the lock, off the loop."""
+
+    def __init__(self, path: str, *, synchronous: str) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether `open()` has succeeded and `close()` not been called since."""
+        return self._conn is not None
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` with the connection in a worker thread; SQLite errors → StoreError."""
+        return await asyncio.to_thread(self._locked, fn)
+
+    def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"the SQLite store {self.path} is not open")
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    async def open(self) -> None:
+        """Connect, set WAL and the durability level, create or upgrade the schema."""
+        if self._conn is None:
+            await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            try:
+                conn.row_factory = _dict_row
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                self._migrate(conn)
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise
+            self._conn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        migrations = load_migrations("sqlite")
+        latest = migrations[-1].version
+        with transaction(conn):
+            version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
+            if version > latest:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {version}, newer than this afterward's "
+                    f"{latest}: upgrade afterward"
+                )
+            if version == 0:
+                execute_script(conn, load_schema("sqlite"))
+            else:
+                for migration in migrations:
+                    if migration.version > version:
+                        execute_script(conn, migration.sql)
+            conn.execute(f"PRAGMA user_version = {latest:d}")
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with self._lock:
+                conn.close()
+
+
+def execute_script(conn: sqlite3.Connection, script: str) -> None:
+    """Run each statement of `script` inside the current transaction.
+
+    (`executescript` would commit first, breaking the migration's lock.)
+    """
+    statement = ""
+    for line in script.splitlines():
+        if line.lstrip().startswith("--"):
+            continue
+        statement += line + "\n"
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
