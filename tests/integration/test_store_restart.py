@@ -25,7 +25,7 @@ from .procs import free_port, kill, start_worker, stop, wait_until
 pytestmark = pytest.mark.slow
 
 TARGET = "integration.crash_app:app"
-TASKS = 600
+TASKS = 3000
 
 
 def _ledger(folder: Path) -> list[str]:
@@ -63,9 +63,11 @@ def _run_through_restart(url: str, folder: Path, restart: Callable[[], None]) ->
         restart()
         back_at = time.monotonic()
         done_before = len(_ledger(folder))
-        resumed = wait_until(lambda: len(_ledger(folder)) > done_before + 5, 60, "resumption")
+        assert done_before < TASKS, "all tasks finished before the restart: enqueue more"
+        resumed = wait_until(lambda: len(_ledger(folder)) > done_before, 60, "resumption")
         wait_until(lambda: _succeeded(url) == TASKS, 180, "all tasks to succeed")
-        assert all(w.poll() is None for w in workers), "a worker exited instead of resuming"
+        codes = [w.poll() for w in workers]
+        assert codes == [None] * len(workers), f"a worker exited instead of resuming: {codes}"
     finally:
         for worker in workers:
             stop(worker)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..app import Afterward
+from ..errors import StoreError
 from .executor import Executor
 from .identity import new_worker_id
 from .runner import Runner
@@ -16,6 +17,9 @@ from .runner import Runner
 __all__ = ["serve"]
 
 log = logging.getLogger("afterward.worker")
+
+_OPEN_BACKOFF = 0.25
+_OPEN_BACKOFF_MAX = 5.0
 
 
 async def serve(
@@ -31,7 +35,6 @@ async def serve(
         concurrency=concurrency or afterward.settings.concurrency,
         grace_period=afterward.settings.grace_period if grace_period is None else grace_period,
     )
-    await afterward.open()
     executor = Executor(settings.concurrency)
     runner = Runner(
         store=afterward.store,
@@ -45,6 +48,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if not await _open_when_reachable(afterward, stop):
+        return
     log.info(
         "worker %s ready: store %s, queues %s, concurrency %d",
         runner.worker_id,
@@ -58,3 +63,21 @@ async def serve(
         executor.shutdown()
         await afterward.aclose()
     log.info("worker %s stopped", runner.worker_id)
+
+
+async def _open_when_reachable(afterward: Afterward, stop: asyncio.Event) -> bool:
+    """Open the store, retrying with backoff while it is unreachable (a worker may start
+    before its store, or during a store restart). False if told to stop first."""
+    delay = _OPEN_BACKOFF
+    while not stop.is_set():
+        try:
+            await afterward.open()
+            return True
+        except StoreError as exc:
+            if delay == _OPEN_BACKOFF:
+                log.warning("store unavailable (%s); retrying until it answers", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                delay = min(delay * 2, _OPEN_BACKOFF_MAX)
+    return False

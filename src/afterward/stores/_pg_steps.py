@@ -1,0 +1,235 @@
+"""Steps of the PostgreSQL store that need Python between statements, on one connection."""
+
+from __future__ import annotations
+
+import json
+import select
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from ..errors import StoreError, TaskNotFound
+from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ._pg_support import QUERIES
+from ._rows import job_from_row
+
+__all__ = [
+    "Conn",
+    "cancel_chain",
+    "check_idle",
+    "check_unique_keys",
+    "fail_params",
+    "insert_jobs",
+    "recover_leases",
+    "retry_chain",
+]
+
+Conn = AsyncConnection[DictRow]
+
+_UNIQUE_ROUNDS = 5
+"""Times enqueue tries again when a unique key's holder finished between its two steps."""
+
+
+async def check_idle(conn: Conn) -> None:
+    """Before lending a pooled connection, ping it if the server spoke while it sat idle
+    (typically: it was terminated by a restart), so that a dead one is replaced rather
+    than failing the operation. A silent connection costs nothing: no round trip."""
+    if _readable(conn.fileno()):
+        await conn.execute(QUERIES["ping"])
+
+
+def _readable(fd: int) -> bool:
+    """Whether `fd` has data (or an end of file) waiting, without blocking."""
+    if sys.platform == "win32":
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()  # unlike select(), not limited to descriptors below 1024
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def check_unique_keys(jobs: Sequence[NewJob]) -> None:
+    """:raises ValueError: a `unique_key` on a task of a chain."""
+    linked = {job.prev_id for job in jobs}
+    for job in jobs:
+        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
+            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
+
+
+async def insert_jobs(
+    conn: Conn, jobs: Sequence[NewJob], now: float, extra: Mapping[str, Any]
+) -> tuple[list[str], bool]:
+    """Insert `jobs`; a job whose unique key an unfinished task holds gets that task's id.
+
+    The insert skips such jobs (``ON CONFLICT DO NOTHING``, which waits for a concurrent
+    insert of the key to commit or roll back); their holders are then looked up. A holder
+    may finish in between: those jobs are inserted again. Returns the ids, and whether
+    workers were woken.
+    """
+    ids: dict[int, str] = {}
+    woken = False
+    pending = list(range(len(jobs)))
+    for _ in range(_UNIQUE_ROUNDS):
+        params = {**_columns([jobs[i] for i in pending], now), **extra}
+        cur = await conn.execute(QUERIES["insert_jobs"], params)
+        rows = await cur.fetchall()
+        inserted = {r["id"] for r in rows}
+        woken = woken or any(r["woken"] for r in rows)
+        ids.update((i, jobs[i].id) for i in pending if jobs[i].id in inserted)
+        skipped = [i for i in pending if jobs[i].id not in inserted]
+        if skipped:
+            keys = [jobs[i].unique_key for i in skipped]
+            cur = await conn.execute(QUERIES["find_unfinished_by_unique_keys"], {"keys": keys})
+            holders = {r["unique_key"]: r["id"] for r in await cur.fetchall()}
+            ids.update((i, holders[k]) for i in skipped if (k := jobs[i].unique_key) in holders)
+        pending = [i for i in skipped if i not in ids]
+        if not pending:
+            return [ids[i] for i in range(len(jobs))], woken
+    raise StoreError(f"could not settle the unique keys of {len(pending)} tasks; try again")
+
+
+def _columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
+    """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
+    next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
+    states, run_ats = [], []
+    for job in jobs:
+        run_at = now if job.run_at is None else job.run_at
+        if job.prev_id is not None:
+            state = JobState.WAITING
+        else:
+            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+        states.append(state.value)
+        run_ats.append(run_at)
+    return {
+        "ids": [j.id for j in jobs],
+        "functions": [j.function for j in jobs],
+        "payloads": [j.payload for j in jobs],
+        "queues": [j.queue for j in jobs],
+        "states": states,
+        "priorities": [j.priority for j in jobs],
+        "run_ats": run_ats,
+        "max_attempts": [j.max_attempts for j in jobs],
+        "options": [json.dumps(j.options) for j in jobs],
+        "chain_ids": [j.chain_id for j in jobs],
+        "prev_ids": [j.prev_id for j in jobs],
+        "next_ids": [next_of.get(j.id) for j in jobs],
+        "unique_keys": [j.unique_key for j in jobs],
+    }
+
+
+def fail_params(
+    job_id: str,
+    worker: str,
+    attempt: int,
+    failure: Failure,
+    now: float,
+    channel: str,
+    *,
+    live: bool,
+    outcome: str = "failed",
+) -> dict[str, Any]:
+    """The parameters of the ``fail`` statement."""
+    return {
+        "id": job_id,
+        "worker": worker,
+        "attempt": attempt,
+        "now": now,
+        "retry_at": failure.retry_at,
+        "error": failure.error,
+        "traceback": failure.traceback,
+        "live": live,
+        "outcome": outcome,
+        "channel": channel,
+    }
+
+
+async def recover_leases(
+    conn: Conn, now: float, dead_workers: Sequence[str], channel: str
+) -> tuple[int, bool]:
+    """Take back lost running tasks, as decided by `decide_lost`; drop dead reservations.
+
+    Returns how many tasks were taken back, and whether workers were woken.
+    """
+    params = {"now": now, "dead": list(dead_workers)}
+    taken, woken = 0, False
+    cur = await conn.execute(QUERIES["drop_dead_reservations"], params)
+    if cur.rowcount > 0:
+        await conn.execute(QUERIES["notify"], {"channel": channel})
+        woken = True
+    cur = await conn.execute(QUERIES["lost_leases"], params)
+    for row in await cur.fetchall():
+        job = job_from_row(row)
+        assert job.lease_owner is not None
+        failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
+        failed = fail_params(
+            job.id, job.lease_owner, job.attempts, failure, now, channel, live=False
+        )
+        cur = await conn.execute(QUERIES["fail"], {**failed, "outcome": "lost"})
+        if (done := await cur.fetchone()) is not None:
+            taken += 1
+            woken = woken or bool(done["woken"])
+    return taken, woken
+
+
+async def cancel_chain(conn: Conn, job_id: str, now: float) -> list[str]:
+    """Cancel a task that has not started and the rest of its chain; return their ids."""
+    job = await _lock_job(conn, job_id)
+    check_transition(job.state, "cancel", job_id)
+    cancelled: list[str] = []
+    current: str | None = job_id
+    from_state = job.state
+    while current is not None:
+        row = await _set_state(conn, current, from_state, JobState.CANCELLED, now)
+        if row is None:
+            break
+        cancelled.append(current)
+        current, from_state = row["next_id"], JobState.WAITING
+    return cancelled
+
+
+async def retry_chain(conn: Conn, job_id: str, now: float, channel: str) -> bool:
+    """Queue a failed or cancelled task again (waiting, if its predecessor has not
+    succeeded) and set its cancelled successors waiting; return whether it is runnable."""
+    job = await _lock_job(conn, job_id)
+    check_transition(job.state, "retry", job_id)
+    # Locked: a predecessor completing now releases this task after we commit.
+    prev = await _lock_job(conn, job.prev_id) if job.prev_id else None
+    runnable = prev is None or prev.state is JobState.SUCCEEDED
+    requeue = {
+        "id": job_id,
+        "now": now,
+        "budget": int(job.options.get("max_attempts", job.max_attempts)),
+        "to_state": (JobState.QUEUED if runnable else JobState.WAITING).value,
+    }
+    await conn.execute(QUERIES["requeue"], requeue)
+    current = job.next_id
+    while current is not None:  # the chain behind it waits again
+        row = await _set_state(conn, current, JobState.CANCELLED, JobState.WAITING)
+        current = None if row is None else row["next_id"]
+    if runnable:
+        await conn.execute(QUERIES["notify"], {"channel": channel})
+    return runnable
+
+
+async def _lock_job(conn: Conn, job_id: str) -> Job:
+    cur = await conn.execute(QUERIES["lock_job"], {"id": job_id})
+    row = await cur.fetchone()
+    if row is None:
+        raise TaskNotFound(job_id)
+    return job_from_row(row)
+
+
+async def _set_state(
+    conn: Conn, job_id: str, from_state: JobState, to_state: JobState, now: float | None = None
+) -> DictRow | None:
+    """Move a task between states; `now` is its finish time (None: not finished)."""
+    params = {
+        "id": job_id,
+        "from_state": from_state.value,
+        "to_state": to_state.value,
+        "finished_at": now,
+    }
+    cur = await conn.execute(QUERIES["set_state"], params)
+    return await cur.fetchone()

@@ -1,0 +1,228 @@
+"""Pure helpers of the Redis store: its URL, its Lua scripts, and the mapping between
+Python values and the strings kept in Redis. No I/O here (see `afterward.stores.redis`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import ConfigurationError
+from ..jobs import Attempt, Job, NewJob
+from ._rows import attempt_from_row, job_from_row
+from .base import JobFilter
+
+__all__ = [
+    "SCRIPT_NAMES",
+    "RedisTarget",
+    "attempt_records",
+    "check_unique_keys",
+    "durability_warnings",
+    "encode_job",
+    "job_from_hash",
+    "load_script",
+    "matches",
+    "parse_redis_url",
+    "stamp",
+]
+
+DEFAULT_PREFIX = "afterward"
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "acquire",
+    "extend_leases",
+    "complete",
+    "fail",
+    "release",
+    "lost",
+    "lease_holders",
+    "cancel",
+    "retry",
+    "purge",
+)
+"""One Lua script per multi-step operation, in ``lua/<name>.lua``."""
+
+_SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "rediss"}
+
+_INT_FIELDS = ("priority", "attempts", "max_attempts")
+_FLOAT_FIELDS = ("run_at", "lease_expires_at", "created_at", "finished_at")
+_JOB_FIELDS = (
+    "id",
+    "function",
+    "payload",
+    "queue",
+    "state",
+    "options",
+    "chain_id",
+    "prev_id",
+    "next_id",
+    "unique_key",
+    "lease_owner",
+    "last_error",
+    *_INT_FIELDS,
+    *_FLOAT_FIELDS,
+)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where a store URL points: what redis-py connects to, and our key prefix."""
+
+    client_url: str
+    """The URL for redis-py: valkey:// mapped to redis://, without our `prefix` option."""
+    prefix: str
+    """Every key of the store starts with ``prefix + ":"``."""
+    display: str
+    """The URL as given, with any password removed, for messages."""
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """Split ``redis://host:port/db?prefix=NAME`` (or rediss://, valkey://, valkeys://).
+
+    :raises ConfigurationError: not a Redis URL, or an empty prefix.
+    """
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ConfigurationError(f"not a Redis URL: {url!r} (expected redis://host:6379/0)")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for name, value in query if name == "prefix"]
+    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
+    if not prefix:
+        raise ConfigurationError(f"the prefix of the Redis store URL {url!r} is empty")
+    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
+    client_url = urlunsplit((scheme, parts.netloc, parts.path, rest, ""))
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    shown = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] != "password")
+    display = urlunsplit((parts.scheme, netloc, parts.path, shown, ""))
+    return RedisTarget(client_url=client_url, prefix=prefix, display=display)
+
+
+def load_script(name: str) -> str:
+    """The text of ``lua/<name>.lua``, preceded by the shared helpers of ``lua/_lib.lua``."""
+    folder = resources.files("afterward.stores").joinpath("lua")
+    lib = folder.joinpath("_lib.lua").read_text(encoding="utf-8")
+    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def stamp(seconds: float) -> str:
+    """A time as stored: the shortest string that reads back as the same float."""
+    return repr(float(seconds))
+
+
+def check_unique_keys(jobs: Sequence[NewJob]) -> None:
+    """Refuse a `unique_key` on a task that is part of a chain.
+
+    :raises ValueError: a `unique_key` on a job of a chain.
+    """
+    linked = {job.prev_id for job in jobs}
+    for job in jobs:
+        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
+            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
+
+
+def encode_job(job: NewJob) -> str:
+    """A new job as the JSON object enqueue.lua reads: string values, None left out."""
+    fields: dict[str, str | None] = {
+        "id": job.id,
+        "function": job.function,
+        "payload": job.payload,
+        "queue": job.queue,
+        "priority": str(int(job.priority)),
+        "run_at": None if job.run_at is None else stamp(job.run_at),
+        "max_attempts": str(int(job.max_attempts)),
+        "options": json.dumps(job.options),
+        "chain_id": job.chain_id,
+        "prev_id": job.prev_id,
+        "unique_key": job.unique_key,
+    }
+    present = {name: value for name, value in fields.items() if value is not None}
+    return json.dumps(present, ensure_ascii=False)
+
+
+def _pairs(flat: Sequence[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def job_from_hash(
+    stored: Mapping[str, str] | Sequence[str], history: Iterable[Attempt] = ()
+) -> Job:
+    """A `Job` from a job hash (a mapping, or the flat field/value array a script returns)."""
+    fields = stored if isinstance(stored, Mapping) else _pairs(stored)
+    row: dict[str, Any] = {name: fields.get(name) for name in _JOB_FIELDS}
+    for name in _INT_FIELDS:
+        row[name] = int(row[name])
+    for name in _FLOAT_FIELDS:
+        if row[name] is not None:
+            row[name] = float(row[name])
+    return job_from_row(row, history)
+
+
+def attempt_records(stored: Mapping[str, str]) -> list[Attempt]:
+    """A job's attempts hash (number → JSON record), oldest first."""
+    rows = []
+    for raw in stored.values():
+        record = json.loads(raw)
+        finished = record.get("finished_at")
+        rows.append(
+            {
+                "number": int(record["number"]),
+                "worker": record["worker"],
+                "started_at": float(record["started_at"]),
+                "finished_at": None if finished is None else float(finished),
+                "outcome": record.get("outcome"),
+                "error": record.get("error"),
+                "traceback": record.get("traceback"),
+            }
+        )
+    rows.sort(key=lambda r: r["number"])
+    return [attempt_from_row(r) for r in rows]
+
+
+def matches(stored: Mapping[str, str], where: JobFilter, states: set[str] | None) -> bool:
+    """Whether a job hash passes `where` (`states`: its states as values, None for any)."""
+    return (
+        (states is None or stored.get("state") in states)
+        and (where.queue is None or stored.get("queue") == where.queue)
+        and (where.function is None or where.function in stored.get("function", ""))
+        and (where.chain_id is None or stored.get("chain_id") == where.chain_id)
+    )
+
+
+_LOSS = (
+    "an acknowledged task may be lost on a Redis crash: with appendfsync everysec up to "
+    "~1 s of writes; with AOF off, everything since the last snapshot"
+)
+
+
+def durability_warnings(url: str, config: Mapping[str, str] | None) -> list[str]:
+    """What to warn about a server with `config` (CONFIG GET answers; None if refused)."""
+    if config is None:
+        return [
+            f"Redis store {url}: could not check the server's durability settings (CONFIG "
+            "GET was refused). Make sure maxmemory-policy is noeviction (else Redis may evict "
+            f"tasks), and appendonly yes with appendfsync always, or {_LOSS}"
+        ]
+    warnings = []
+    policy = config.get("maxmemory-policy", "")
+    if policy != "noeviction":
+        warnings.append(
+            f"Redis store {url}: maxmemory-policy is {policy!r}, not 'noeviction': under "
+            "memory pressure Redis may evict tasks silently. Set maxmemory-policy noeviction"
+        )
+    if config.get("appendonly", "") != "yes":
+        warnings.append(
+            f"Redis store {url}: AOF is off (appendonly no): {_LOSS}. "
+            "Set appendonly yes and appendfsync always"
+        )
+    elif (fsync := config.get("appendfsync", "")) != "always":
+        warnings.append(
+            f"Redis store {url}: appendfsync is {fsync!r}, not 'always': {_LOSS}. "
+            "Set appendfsync always"
+        )
+    return warnings

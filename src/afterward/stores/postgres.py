@@ -1,0 +1,393 @@
+"""The PostgreSQL store: ``postgresql://user@host:5432/db?schema=name``, for many machines.
+
+Every table lives in one schema (``schema``, default ``afterward``, created if missing);
+the rest of the URL goes to psycopg. The store is shared by coroutines on several event
+loops (a web server's, an embedded worker's, one per `TestClient` request) while psycopg's
+pool belongs to one loop, so all I/O runs on a private `LoopThread`: each public method's
+body is sent there (`_on_loop`). Each write is one transaction, most of them one statement
+(see ``sql/postgres/queries.sql``). New work is announced with NOTIFY on the schema's
+channel and heard by a dedicated LISTEN connection (`Waker`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from ..errors import StoreError, TaskNotFound
+from ..jobs import Failure, Job, JobState, NewJob
+from ._loop import LoopThread
+from ._pg_steps import (
+    Conn,
+    cancel_chain,
+    check_idle,
+    check_unique_keys,
+    fail_params,
+    insert_jobs,
+    recover_leases,
+    retry_chain,
+)
+from ._pg_support import QUERIES, Target, Waker, migrate
+from ._rows import attempt_from_row, job_from_row
+from .base import Counts, JobFilter
+
+__all__ = ["PostgresStore"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Pool = AsyncConnectionPool[Conn]
+
+_POOL_TIMEOUT = 10.0
+"""Seconds to wait for a pooled connection (or for the first one, at open) before failing."""
+_CLOSE_GRACE = 5.0
+"""Seconds `close` lets operations under way finish before cancelling them."""
+
+
+def _on_loop(
+    method: Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]]:
+    """Run the method's body on the store's loop thread, whatever loop calls it."""
+
+    @functools.wraps(method)
+    async def on_loop(self: PostgresStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        body = functools.partial(method, self, *args, **kwargs)
+        return await self._call(self._thread, self._tracked(body))
+
+    return on_loop
+
+
+class PostgresStore:
+    """Tasks in a PostgreSQL schema (see the module). Keeps a pool of 1 to
+    `max_connections` connections, plus one listening connection in worker processes."""
+
+    def __init__(self, url: str, *, max_connections: int = 10) -> None:
+        self._target = Target.from_url(url)
+        self.url = self._target.url
+        self.schema = self._target.schema
+        """The schema holding the store's tables."""
+        self._max_connections = max_connections
+        self._lock = threading.Lock()
+        self._thread: LoopThread | None = None
+        self._opening: asyncio.Lock | None = None
+        # Only touched on the loop thread:
+        self._pool: Pool | None = None
+        self._waker: Waker | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _call(self, thread: LoopThread | None, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on `thread`; psycopg's errors become `StoreError` here."""
+        if thread is None:
+            coro.close()
+            raise StoreError(f"the PostgreSQL store {self.url} is not open")
+        try:
+            return await thread.run(coro)
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
+        except (RuntimeError, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if self._thread is thread or (task is not None and task.cancelling()):
+                raise
+            raise StoreError(f"the PostgreSQL store {self.url} was closed") from None
+
+    async def _tracked(self, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run `body` as an operation that `close` waits for."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._inflight.add(task)
+        try:
+            return await body()
+        finally:
+            self._inflight.discard(task)
+
+    def _live(self) -> tuple[Pool, Waker]:
+        if self._pool is None or self._waker is None:
+            raise StoreError(f"the PostgreSQL store {self.url} is not open")
+        return self._pool, self._waker
+
+    def _connection(self) -> AbstractAsyncContextManager[Conn]:
+        return self._live()[0].connection()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Conn]:
+        async with self._connection() as conn, conn.transaction():
+            yield conn
+
+    async def _one(self, query: str, params: Mapping[str, Any]) -> DictRow | None:
+        async with self._connection() as conn:
+            cur = await conn.execute(QUERIES[query], params)
+            return await cur.fetchone()
+
+    async def _all(self, query: str, params: Mapping[str, Any]) -> list[DictRow]:
+        async with self._connection() as conn:
+            cur = await conn.execute(QUERIES[query], params)
+            return await cur.fetchall()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the loop thread, create or upgrade the schema (under an advisory lock,
+        in one transaction) and open the pool. Idempotent."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = LoopThread(f"afterward-postgres-{self.schema}")
+                self._thread.start()
+                self._opening = asyncio.Lock()
+            thread, opening = self._thread, self._opening
+        assert opening is not None
+        try:
+            await self._call(thread, self._connect(opening))
+        except Exception:
+            await self.close()
+            raise
+
+    async def _connect(self, opening: asyncio.Lock) -> None:
+        async with opening:
+            if self._pool is not None:
+                return
+            conn = await psycopg.AsyncConnection.connect(self._target.conninfo, autocommit=True)
+            async with conn:
+                await migrate(conn, self._target)
+            pool = Pool(
+                self._target.conninfo,
+                connection_class=Conn,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                min_size=1,
+                max_size=self._max_connections,
+                open=False,
+                configure=self._configure,
+                check=check_idle,
+                timeout=_POOL_TIMEOUT,
+                name=f"afterward-{self.schema}",
+            )
+            try:
+                await pool.open(wait=True, timeout=_POOL_TIMEOUT)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool, self._waker = pool, Waker(self._target)
+
+    async def _configure(self, conn: Conn) -> None:
+        await conn.execute(self._target.configure_session())
+
+    async def close(self) -> None:
+        """Stop listening, let operations under way finish (a few seconds at most), close
+        the pool and stop the loop thread. Idempotent."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            await thread.run(self._disconnect())
+        finally:
+            thread.stop()
+
+    async def _disconnect(self) -> None:
+        pool, waker = self._pool, self._waker
+        self._pool = self._waker = None
+        if waker is not None:
+            await waker.close()
+        if self._inflight:
+            _, late = await asyncio.wait(self._inflight, timeout=_CLOSE_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if pool is not None:
+            await pool.close()
+        # Whatever is still pending (an `open` waiting its turn) would hang its caller.
+        current = asyncio.current_task()
+        rest = [task for task in asyncio.all_tasks() if task is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    @_on_loop
+    async def now(self) -> float:
+        """The database server's clock."""
+        row = await self._one("now", {})
+        assert row is not None
+        return float(row["now"])
+
+    # -- producing --------------------------------------------------------------------
+
+    @_on_loop
+    async def enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+        reserve_for: str | None = None,
+        lease: float = 0.0,
+    ) -> list[str]:
+        """One statement (in autocommit) unless a unique key is involved: then a
+        transaction that looks up the tasks holding the keys."""
+        check_unique_keys(jobs)
+        if not jobs:
+            return []
+        extra = {
+            "lease_owner": reserve_for,
+            "lease_expires_at": now + lease if reserve_for else None,
+            "now": now,
+            "channel": self._target.channel,
+        }
+        if any(job.unique_key is not None for job in jobs):
+            async with self._transaction() as conn:
+                ids, woken = await insert_jobs(conn, jobs, now, extra)
+        else:
+            async with self._connection() as conn:
+                ids, woken = await insert_jobs(conn, jobs, now, extra)
+        self._woke(woken)
+        return ids
+
+    # -- consuming --------------------------------------------------------------------
+
+    @_on_loop
+    async def acquire(
+        self,
+        worker: str,
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """One statement: lock due rows (``FOR UPDATE SKIP LOCKED``), take them, open
+        their attempts. A worker looking for any work listens for more from then on."""
+        waker = self._live()[1]
+        if ids is None:
+            waker.start()
+        waker.mark()
+        params: dict[str, Any] = {"worker": worker, "now": now, "expires": now + lease}
+        params["limit"] = limit
+        if ids is not None:
+            rows = await self._all("acquire_ids", {**params, "ids": list(ids)})
+        else:
+            queue_list = None if queues is None else list(queues)
+            rows = await self._all("acquire_due", {**params, "queues": queue_list})
+        return [job_from_row(r) for r in rows]
+
+    @_on_loop
+    async def extend_leases(
+        self, worker: str, ids: Sequence[str], *, now: float, lease: float
+    ) -> set[str]:
+        """One statement; the ids it returns are the leases still held."""
+        params = {"worker": worker, "ids": list(ids), "now": now, "expires": now + lease}
+        return {r["id"] for r in await self._all("extend_leases", params)}
+
+    @_on_loop
+    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
+        """One statement: succeed, close the attempt, release the next task."""
+        params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
+        row = await self._one("complete", {**params, "channel": self._target.channel})
+        return self._changed(row)
+
+    @_on_loop
+    async def fail(
+        self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
+    ) -> bool:
+        """One statement: record the failure, close the attempt."""
+        channel = self._target.channel
+        params = fail_params(job_id, worker, attempt, failure, now, channel, live=True)
+        return self._changed(await self._one("fail", params))
+
+    def _changed(self, row: DictRow | None) -> bool:
+        """Whether a fenced write's row came back; note the work it woke up, if any."""
+        if row is None:
+            return False
+        self._woke(bool(row["woken"]))
+        return True
+
+    def _woke(self, woken: bool) -> None:
+        if woken:
+            self._live()[1].wrote()
+
+    @_on_loop
+    async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
+        """One statement: hand back, close the attempts, drop reservations."""
+        params = {"worker": worker, "ids": list(ids), "now": now}
+        row = await self._one("release", {**params, "channel": self._target.channel})
+        assert row is not None
+        self._changed(row)
+        return int(row["handed"])
+
+    @_on_loop
+    async def lease_holders(self) -> list[str]:
+        """Workers holding a lease or a reservation."""
+        return [r["lease_owner"] for r in await self._all("lease_holders", {})]
+
+    @_on_loop
+    async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
+        """One transaction; lost rows are locked (``SKIP LOCKED``) then failed."""
+        async with self._transaction() as conn:
+            taken, woken = await recover_leases(conn, now, dead_workers, self._target.channel)
+        self._woke(woken)
+        return taken
+
+    # -- administration ---------------------------------------------------------------
+
+    @_on_loop
+    async def cancel(self, job_id: str, *, now: float) -> list[str]:
+        """One transaction, with the task locked (``FOR UPDATE``)."""
+        async with self._transaction() as conn:
+            return await cancel_chain(conn, job_id, now)
+
+    @_on_loop
+    async def retry(self, job_id: str, *, now: float) -> None:
+        """One transaction, with the task and its predecessor locked."""
+        async with self._transaction() as conn:
+            woken = await retry_chain(conn, job_id, now, self._target.channel)
+        self._woke(woken)
+
+    @_on_loop
+    async def get(self, job_id: str) -> Job:
+        """One statement: the task and its attempts (as JSON)."""
+        row = await self._one("get_job", {"id": job_id})
+        if row is None:
+            raise TaskNotFound(job_id)
+        return job_from_row(row, (attempt_from_row(a) for a in row["history"]))
+
+    @_on_loop
+    async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
+        """Newest first; ties by id, compared as bytes (as SQLite does)."""
+        states = None if where.states is None else [JobState(s).value for s in where.states]
+        params = {
+            "states": states,
+            "queue": where.queue,
+            "function": where.function,
+            "chain_id": where.chain_id,
+            "limit": limit,
+            "offset": offset,
+        }
+        return [job_from_row(r) for r in await self._all("list_jobs", params)]
+
+    @_on_loop
+    async def counts(self) -> Counts:
+        """Tasks by (queue, state)."""
+        rows = await self._all("counts", {})
+        return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+
+    @_on_loop
+    async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
+        """One statement deleting the tasks and their attempts."""
+        params = {"states": [JobState(s).value for s in states], "before": finished_before}
+        row = await self._one("purge", params)
+        assert row is not None
+        return int(row["n"])
+
+    # -- waking -----------------------------------------------------------------------
+
+    @_on_loop
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return at a NOTIFY (or a write of this store) since the last `acquire`, or
+        after `timeout` seconds; while the listener is down, just after `timeout`."""
+        await self._live()[1].wait(timeout)

@@ -1,0 +1,398 @@
+"""The Redis store (Redis 6.2+ or Valkey): ``redis://host:6379/0?prefix=afterward``.
+
+Every change of state is one Lua script (``lua/<name>.lua``, with the helpers of
+``lua/_lib.lua``), so it is atomic however many processes share the server; scripts are
+loaded once per client and re-sent on NOSCRIPT (after a ``SCRIPT FLUSH`` or a restart).
+Times are the callers' ``now``, passed to the scripts as exact decimal strings.
+
+Key layout (``P`` is the ``prefix`` URL option, ``afterward`` by default)::
+
+    P:schema                 string  layout version (1)
+    P:job:<id>               hash    the task: one field per column of the SQLite table;
+                                     a NULL column is an absent field; the hash is the truth
+    P:attempts:<id>          hash    attempt number → JSON record of that attempt
+    P:ready:<prio>:<queue>   zset    queued + scheduled tasks of one queue and priority,
+                                     score run_at (members sort by id on equal scores)
+    P:lanes                  zset    "<prio>:<queue>" of each non-empty ready set, score prio
+    P:running                zset    running tasks, score lease_expires_at
+    P:reserved               zset    unstarted tasks with a lease_owner (a reservation, live
+                                     or expired), score lease_expires_at
+    P:finished:<state>       zset    succeeded / failed / cancelled tasks, score finished_at
+    P:created                zset    every task, score created_at (for listing)
+    P:unique                 hash    unique_key → id of the unfinished task holding it
+    P:counts                 hash    "<state>:<queue>" → number of tasks
+    P:wake                   list    wake-up tokens (at most 32) for `wait_for_work`
+
+Acquiring walks the lanes from the highest priority down; within one priority it merges
+the due heads (score <= now) of the lanes of the wanted queues by (run_at, id), skipping
+tasks under someone's live reservation. A script that makes work due pushes one token per
+newly due task onto ``P:wake``; `wait_for_work` BLPOPs it on a connection of its own, so a
+token pushed between an acquire and the wait is still there when the wait starts.
+
+All I/O runs on a private `LoopThread`: redis-py's asyncio pools belong to one event loop,
+and a store is shared by coroutines of several loops. Redis Cluster is not supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ..errors import StoreError, TaskNotFound
+from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ._loop import LoopThread
+from ._redis_connection import Connection, close_pools, connect, disconnect
+from ._redis_support import (
+    attempt_records,
+    check_unique_keys,
+    encode_job,
+    job_from_hash,
+    matches,
+    parse_redis_url,
+    stamp,
+)
+from .base import Counts, JobFilter
+
+__all__ = ["RedisStore"]
+
+T = TypeVar("T")
+
+log = logging.getLogger("afterward.store")
+
+_LIST_PAGE = 500
+_PURGE_BATCH = 500
+_WAIT_MARGIN = 5.0
+"""Seconds a BLPOP may overrun its own timeout before its connection is given up."""
+
+
+class RedisStore:
+    """Tasks in Redis or Valkey, under keys starting with ``prefix:``."""
+
+    def __init__(self, url: str) -> None:
+        self._target = parse_redis_url(url)
+        self.url = self._target.display
+        self.prefix = self._target.prefix
+        self._thread = LoopThread(f"afterward-redis-{self.prefix}")
+        self._conn: Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"the store {self.url} is not open")
+        return conn
+
+    def _redis(self) -> Redis:
+        return self._connection().client
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the store's thread; redis-py errors become `StoreError`."""
+        if self._conn is None:
+            coro.close()
+            raise StoreError(f"the store {self.url} is not open")
+        try:
+            return await self._thread.run(coro)
+        except RedisError as exc:
+            raise StoreError(f"Redis store {self.url}: {exc}") from exc
+        except RuntimeError as exc:
+            if self._conn is None:  # the thread was stopped: closed meanwhile
+                raise StoreError(f"the store {self.url} is closed") from exc
+            raise
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._conn is None and task is not None and not task.cancelling():
+                raise StoreError(f"the store {self.url} was closed during the call") from None
+            raise
+
+    async def _script(self, name: str, *args: str | int) -> Any:
+        script = self._connection().scripts[name]
+        return await script(keys=[], args=[self.prefix, *args])
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, check the server's durability settings, and load the scripts.
+
+        :raises StoreError: the server cannot be reached.
+        :raises SchemaTooNew: the keys were written by a newer afterward.
+        """
+        if self._conn is not None:
+            return
+        self._thread.start()
+        try:
+            await self._thread.run(self._connect())
+        except BaseException as exc:
+            if self._conn is None:
+                await asyncio.to_thread(self._thread.stop)
+            if isinstance(exc, RedisError):
+                raise StoreError(f"cannot open the Redis store {self.url}: {exc}") from exc
+            raise
+
+    async def _connect(self) -> None:
+        conn = await connect(self._target)
+        if self._conn is not None:  # a concurrent open() won
+            await close_pools(conn)
+        else:
+            self._conn = conn
+
+    async def close(self) -> None:
+        """Close the connections (interrupting any wait) and stop the store's thread."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await self._thread.run(disconnect(conn))
+            except (RedisError, RuntimeError, OSError):
+                log.debug("closing %s failed", self.url, exc_info=True)
+        await asyncio.to_thread(self._thread.stop)
+
+    async def now(self) -> float:
+        """The Redis server's clock (``TIME``)."""
+        return await self._call(self._now())
+
+    async def _now(self) -> float:
+        seconds, micros = await self._redis().time()
+        return int(seconds) + int(micros) / 1_000_000
+
+    # -- producing and consuming ------------------------------------------------------
+
+    async def enqueue(
+        self,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+        reserve_for: str | None = None,
+        lease: float = 0.0,
+    ) -> list[str]:
+        """Store `jobs` in one script run; see `Store.enqueue`."""
+        check_unique_keys(jobs)
+        if not jobs:
+            return []
+        args = [stamp(now), reserve_for or "", stamp(now + lease)]
+        ids = await self._call(self._script("enqueue", *args, *map(encode_job, jobs)))
+        return [str(i) for i in ids]
+
+    async def acquire(
+        self,
+        worker: str,
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> list[Job]:
+        """Take up to `limit` due tasks for `worker`; see `Store.acquire`."""
+        if limit <= 0:
+            return []
+        if ids is not None:
+            mode, names = "ids", list(ids)
+        elif queues is not None:
+            mode, names = "queues", list(queues)
+        else:
+            mode, names = "all", []
+        args: list[str | int] = [stamp(now), worker, stamp(now + lease), limit, mode, *names]
+        rows = await self._call(self._script("acquire", *args))
+        jobs = [job_from_hash(row) for row in rows]
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        return jobs
+
+    async def extend_leases(
+        self, worker: str, ids: Sequence[str], *, now: float, lease: float
+    ) -> set[str]:
+        """Renew what `worker` still holds among `ids`; return those ids."""
+        if not ids:
+            return set()
+        args = [stamp(now), worker, stamp(now + lease), *ids]
+        return {str(i) for i in await self._call(self._script("extend_leases", *args))}
+
+    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
+        """Mark the task succeeded and release the next of its chain (fenced)."""
+        args = [stamp(now), job_id, worker, str(int(attempt))]
+        return bool(await self._call(self._script("complete", *args)))
+
+    async def fail(
+        self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
+    ) -> bool:
+        """Record the attempt's error; scheduled at `failure.retry_at`, else failed (fenced)."""
+        return await self._call(self._fail(job_id, worker, attempt, failure, now, "live", "failed"))
+
+    async def _fail(
+        self,
+        job_id: str,
+        worker: str,
+        attempt: int,
+        failure: Failure,
+        now: float,
+        mode: str,
+        outcome: str,
+    ) -> bool:
+        retry_at = "" if failure.retry_at is None else stamp(failure.retry_at)
+        args = [stamp(now), job_id, worker, str(int(attempt)), mode, outcome]
+        args += [failure.error, failure.traceback, retry_at]
+        return bool(await self._script("fail", *args))
+
+    async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
+        """Hand `worker`'s tasks among `ids` back unspent and drop its reservations."""
+        if not ids:
+            return 0
+        return int(await self._call(self._script("release", stamp(now), worker, *ids)))
+
+    async def lease_holders(self) -> list[str]:
+        """The workers holding a lease on a running task or a reservation."""
+        return sorted(await self._call(self._script("lease_holders")))
+
+    async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
+        """Take back running tasks whose lease expired or whose holder is dead."""
+        return await self._call(self._recover(now, list(dead_workers)))
+
+    async def _recover(self, now: float, dead_workers: list[str]) -> int:
+        rows = await self._script("lost", stamp(now), *dead_workers)
+        taken = 0
+        for row in rows:
+            job = job_from_hash(row)
+            assert job.lease_owner is not None
+            dead = job.lease_owner in dead_workers
+            failure = decide_lost(job, now, dead=dead)
+            mode = "any" if dead else "expired"
+            taken += await self._fail(
+                job.id, job.lease_owner, job.attempts, failure, now, mode, "lost"
+            )
+        return taken
+
+    # -- administration ---------------------------------------------------------------
+
+    async def cancel(self, job_id: str, *, now: float) -> list[str]:
+        """Cancel a task that has not started and the rest of its chain; return their ids."""
+        answer = await self._call(self._script("cancel", stamp(now), job_id))
+        if answer[0] == "missing":
+            raise TaskNotFound(job_id)
+        if answer[0] == "state":
+            check_transition(JobState(answer[1]), "cancel", job_id)
+        return [str(i) for i in answer[1:]]
+
+    async def retry(self, job_id: str, *, now: float) -> None:
+        """Queue a failed or cancelled task again with a fresh budget of attempts."""
+        await self._call(self._retry(job_id, now))
+
+    async def _retry(self, job_id: str, now: float) -> None:
+        state, options, max_attempts = await self._redis().hmget(
+            self._key("job", job_id), ["state", "options", "max_attempts"]
+        )
+        if state is None:
+            raise TaskNotFound(job_id)
+        check_transition(JobState(str(state)), "retry", job_id)
+        budget = int(json.loads(str(options)).get("max_attempts", max_attempts))
+        answer = await self._script("retry", stamp(now), job_id, str(budget))
+        if answer[0] == "missing":
+            raise TaskNotFound(answer[1])
+        if answer[0] == "state":
+            check_transition(JobState(answer[1]), "retry", job_id)
+        if answer[0] == "conflict":
+            raise StoreError(
+                f"Redis store {self.url}: cannot retry task {job_id}: its unique key is held "
+                f"by the unfinished task {answer[1]}"
+            )
+
+    async def get(self, job_id: str) -> Job:
+        """The task with its attempt history."""
+        return await self._call(self._get(job_id))
+
+    async def _get(self, job_id: str) -> Job:
+        async with self._redis().pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._key("job", job_id))
+            pipe.hgetall(self._key("attempts", job_id))
+            stored, attempts = await pipe.execute()
+        if not stored:
+            raise TaskNotFound(job_id)
+        return job_from_hash(stored, attempt_records(attempts))
+
+    async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
+        """Tasks matching `where`, newest first (created_at, then id, descending)."""
+        return await self._call(self._list(where, limit, max(offset, 0)))
+
+    async def _list(self, where: JobFilter, limit: int, offset: int) -> builtins.list[Job]:
+        states = None if where.states is None else {JobState(s).value for s in where.states}
+        unfiltered = states is None and all(
+            v is None for v in (where.queue, where.function, where.chain_id)
+        )
+        start, skip = (offset, 0) if unfiltered else (0, offset)
+        found: builtins.list[Job] = []
+        client = self._redis()
+        while len(found) < limit:
+            ids = await client.zrevrange(self._key("created"), start, start + _LIST_PAGE - 1)
+            if not ids:
+                break
+            start += len(ids)
+            async with client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self._key("job", str(job_id)))
+                rows = await pipe.execute()
+            for row in rows:
+                if not row or not matches(row, where, states):
+                    continue
+                if skip:
+                    skip -= 1
+                elif len(found) < limit:
+                    found.append(job_from_hash(row))
+        return found
+
+    async def counts(self) -> Counts:
+        """How many tasks there are by queue and state."""
+        return await self._call(self._counts())
+
+    async def _counts(self) -> Counts:
+        stored = await self._redis().hgetall(self._key("counts"))
+        counts: dict[tuple[str, JobState], int] = {}
+        for field, n in stored.items():
+            state, _, queue = str(field).partition(":")
+            if int(n) > 0:
+                counts[(queue, JobState(state))] = int(n)
+        return counts
+
+    async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:
+        """Delete tasks in `states` that finished before `finished_before`; return how many."""
+        names = sorted({JobState(s).value for s in states})
+        if not names:
+            return 0
+        return await self._call(self._purge(names, finished_before))
+
+    async def _purge(self, states: Sequence[str], before: float) -> int:
+        deleted = 0
+        while True:
+            n, more = await self._script("purge", stamp(before), _PURGE_BATCH, *states)
+            deleted += int(n)
+            if not more:
+                return deleted
+
+    # -- waking -----------------------------------------------------------------------
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when a task became due (a wake-up token), or after `timeout` seconds."""
+        opened = self._conn is not None
+        try:
+            await self._call(self._wait(timeout))
+        except StoreError:
+            if not opened or self._conn is not None:
+                raise
+
+    async def _wait(self, timeout: float) -> None:
+        waiter = self._connection().waiter
+        if timeout <= 0:
+            return
+        seconds = max(round(timeout, 3), 0.001)
+        try:
+            async with asyncio.timeout(seconds + _WAIT_MARGIN):
+                await waiter.blpop([self._key("wake")], timeout=seconds)
+        except TimeoutError:
+            return

@@ -1,0 +1,311 @@
+-- Named PostgreSQL queries, loaded by afterward.stores._sql. Each block starts with
+-- "-- name: <name>" and a line describing it. Parameters are psycopg's %(name)s; lists are
+-- arrays. Connections run with search_path set to the store's schema, so names are
+-- unqualified. {schema} and {channel} are identifiers composed with psycopg.sql.
+-- Statements that change several things are one statement with data-modifying CTEs: one
+-- round trip, one transaction (autocommit). pg_notify() fires at commit. Task rows are
+-- selected column by column, never with *: a migration adding a column must not break the
+-- prepared statements of processes still running older code ("cached plan must not change
+-- result type").
+
+-- name: now
+-- The database's clock, in seconds since the epoch.
+SELECT extract(epoch FROM clock_timestamp())::float8 AS now;
+
+-- name: ping
+-- Check that a connection still works.
+SELECT 1;
+
+-- name: lock_schema
+-- Serialize schema creation and upgrades of one store schema across processes.
+SELECT pg_advisory_xact_lock(%(key)s::bigint);
+
+-- name: schema_state
+-- Whether the store's schema and its version table exist.
+SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = %(schema)s) AS has_schema,
+       EXISTS (
+           SELECT FROM pg_tables
+           WHERE schemaname = %(schema)s AND tablename = 'afterward_schema_version'
+       ) AS has_version;
+
+-- name: create_schema
+-- Create the store's schema.
+CREATE SCHEMA {schema};
+
+-- name: configure_session
+-- Make the store's schema the only one searched for unqualified names, and have times
+-- (DOUBLE PRECISION) sent as text that reads back exactly, whatever the server's default.
+SET search_path TO {schema};
+SET extra_float_digits = 3;
+
+-- name: schema_version
+-- The latest migration applied.
+SELECT coalesce(max(version), 0) AS version FROM afterward_schema_version;
+
+-- name: record_version
+-- Note that the schema is at a version.
+INSERT INTO afterward_schema_version (version) VALUES (%(version)s);
+
+-- name: listen
+-- Subscribe to the store's wake-up channel.
+LISTEN {channel};
+
+-- name: notify
+-- Wake the workers listening on the store's channel (at commit).
+SELECT pg_notify(%(channel)s, '');
+
+-- name: insert_jobs
+-- Store many tasks, linking each to the one behind it; a task whose unique_key an unfinished
+-- task holds is skipped. Returns the ids stored. Links within the batch come in as next_id
+-- (a CTE cannot see rows another CTE inserts); `linked` points earlier tasks at new ones.
+WITH new AS (
+    SELECT * FROM unnest(
+        %(ids)s::text[], %(functions)s::text[], %(payloads)s::text[], %(queues)s::text[],
+        %(states)s::text[], %(priorities)s::int[], %(run_ats)s::float8[],
+        %(max_attempts)s::int[], %(options)s::text[], %(chain_ids)s::text[],
+        %(prev_ids)s::text[], %(next_ids)s::text[], %(unique_keys)s::text[]
+    ) WITH ORDINALITY AS new (
+        id, function, payload, queue, state, priority, run_at, max_attempts, options,
+        chain_id, prev_id, next_id, unique_key, n
+    )
+), inserted AS (
+    INSERT INTO afterward_jobs (
+        id, function, payload, queue, state, priority, run_at, max_attempts, options,
+        chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at
+    )
+    SELECT id, function, payload, queue, state, priority, run_at, max_attempts,
+           options::jsonb, chain_id, prev_id, next_id, unique_key, %(lease_owner)s::text,
+           %(lease_expires_at)s::float8, %(now)s::float8
+    FROM new ORDER BY n
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL AND state NOT IN ('succeeded', 'failed', 'cancelled')
+        DO NOTHING
+    RETURNING id
+), linked AS (
+    UPDATE afterward_jobs AS j SET next_id = new.id FROM new WHERE j.id = new.prev_id
+), woken AS (
+    SELECT pg_notify(%(channel)s, '') FROM inserted LIMIT 1
+)
+SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
+
+-- name: find_unfinished_by_unique_keys
+-- The unfinished tasks holding some unique keys.
+SELECT id, unique_key FROM afterward_jobs
+WHERE unique_key = ANY(%(keys)s::text[])
+  AND state NOT IN ('succeeded', 'failed', 'cancelled');
+
+-- name: acquire_due
+-- Take up to %(limit)s due tasks, highest priority and oldest first, and open their attempts.
+-- SKIP LOCKED: concurrent workers pass over rows another worker is taking.
+WITH picked AS (
+    SELECT id FROM afterward_jobs
+    WHERE state IN ('queued', 'scheduled') AND run_at <= %(now)s
+      AND (lease_owner IS NULL OR lease_expires_at < %(now)s)
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+    ORDER BY priority DESC, run_at, id COLLATE "C"
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE afterward_jobs AS j
+    SET state = 'running', attempts = j.attempts + 1,
+        lease_owner = %(worker)s, lease_expires_at = %(expires)s
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
+        j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
+        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
+), opened AS (
+    INSERT INTO afterward_attempts (job_id, number, worker, started_at)
+    SELECT id, attempts, %(worker)s, %(now)s FROM taken
+)
+SELECT * FROM taken ORDER BY priority DESC, run_at, id COLLATE "C";
+
+-- name: acquire_ids
+-- Take up to %(limit)s of the given tasks that are due and free or reserved for this worker.
+WITH picked AS (
+    SELECT id FROM afterward_jobs
+    WHERE id = ANY(%(ids)s::text[])
+      AND state IN ('queued', 'scheduled') AND run_at <= %(now)s
+      AND (lease_owner IS NULL OR lease_owner = %(worker)s OR lease_expires_at < %(now)s)
+    ORDER BY priority DESC, run_at, id COLLATE "C"
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE afterward_jobs AS j
+    SET state = 'running', attempts = j.attempts + 1,
+        lease_owner = %(worker)s, lease_expires_at = %(expires)s
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
+        j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
+        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
+), opened AS (
+    INSERT INTO afterward_attempts (job_id, number, worker, started_at)
+    SELECT id, attempts, %(worker)s, %(now)s FROM taken
+)
+SELECT * FROM taken ORDER BY priority DESC, run_at, id COLLATE "C";
+
+-- name: extend_leases
+-- Renew the leases (and reservations) a worker still holds.
+UPDATE afterward_jobs SET lease_expires_at = %(expires)s
+WHERE id = ANY(%(ids)s::text[])
+  AND lease_owner = %(worker)s AND lease_expires_at >= %(now)s
+  AND state IN ('running', 'queued', 'scheduled', 'waiting')
+RETURNING id;
+
+-- name: complete
+-- Mark a task succeeded if the worker still holds its current lease, close its attempt and
+-- let the next task of its chain run. Returns a row only if the task was completed.
+-- `released` filters on the id alone and decides in SET: a `retry` of the next task that
+-- commits while this statement waits for its lock is then seen (the re-checked newer row
+-- version is used), where `WHERE state = 'waiting'` would test this statement's older
+-- snapshot and leave the task waiting for ever.
+WITH done AS (
+    UPDATE afterward_jobs
+    SET state = 'succeeded', finished_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s
+      AND attempts = %(attempt)s AND lease_expires_at >= %(now)s
+    RETURNING id, attempts, next_id
+), closed AS (
+    UPDATE afterward_attempts AS a
+    SET finished_at = %(now)s, outcome = 'succeeded'
+    FROM done WHERE a.job_id = done.id AND a.number = done.attempts
+), released AS (
+    UPDATE afterward_jobs AS j
+    SET state = CASE WHEN j.state <> 'waiting' THEN j.state
+                     WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'queued' END
+    FROM done WHERE j.id = done.next_id
+    RETURNING j.state
+), woken AS (
+    SELECT pg_notify(%(channel)s, '') FROM released WHERE state <> 'waiting' LIMIT 1
+)
+SELECT (SELECT count(*) FROM woken) AS woken FROM done;
+
+-- name: fail
+-- Record a failed attempt: scheduled for %(retry_at)s (queued when that is not in the
+-- future, as after a lost lease), or failed when it is NULL; close the attempt with
+-- %(outcome)s. %(live)s requires an unexpired lease (a worker reporting); recovery passes
+-- false. Returns a row only if the task was changed.
+WITH failed AS (
+    UPDATE afterward_jobs
+    SET state = CASE WHEN %(retry_at)s::float8 IS NULL THEN 'failed'
+                     WHEN %(retry_at)s > %(now)s THEN 'scheduled' ELSE 'queued' END,
+        run_at = coalesce(%(retry_at)s, run_at),
+        finished_at = CASE WHEN %(retry_at)s IS NULL THEN %(now)s END,
+        last_error = %(error)s, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s
+      AND attempts = %(attempt)s AND (NOT %(live)s OR lease_expires_at >= %(now)s)
+    RETURNING id, attempts
+), closed AS (
+    UPDATE afterward_attempts AS a
+    SET finished_at = %(now)s, outcome = %(outcome)s,
+        error = %(error)s, traceback = %(traceback)s
+    FROM failed WHERE a.job_id = failed.id AND a.number = failed.attempts
+), woken AS (
+    SELECT pg_notify(%(channel)s, '') FROM failed WHERE %(retry_at)s IS NOT NULL
+)
+SELECT (SELECT count(*) FROM woken) AS woken FROM failed;
+
+-- name: release
+-- Hand a worker's running tasks back without spending an attempt, close those attempts,
+-- and forget its reservations among the given tasks it has not started.
+WITH handed AS (
+    UPDATE afterward_jobs
+    SET state = 'queued', max_attempts = max_attempts + 1,
+        lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ANY(%(ids)s::text[])
+      AND state = 'running' AND lease_owner = %(worker)s AND lease_expires_at >= %(now)s
+    RETURNING id, attempts
+), closed AS (
+    UPDATE afterward_attempts AS a
+    SET finished_at = %(now)s, outcome = 'released'
+    FROM handed WHERE a.job_id = handed.id AND a.number = handed.attempts
+), dropped AS (
+    UPDATE afterward_jobs SET lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = ANY(%(ids)s::text[])
+      AND lease_owner = %(worker)s AND state IN ('queued', 'scheduled', 'waiting')
+    RETURNING id
+), woken AS (
+    SELECT pg_notify(%(channel)s, '')
+    WHERE EXISTS (SELECT FROM handed) OR EXISTS (SELECT FROM dropped)
+)
+SELECT (SELECT count(*) FROM handed) AS handed, (SELECT count(*) FROM woken) AS woken;
+
+-- name: drop_dead_reservations
+-- Forget the reservations held by workers known to be dead.
+UPDATE afterward_jobs SET lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = ANY(%(dead)s::text[])
+  AND state IN ('queued', 'scheduled', 'waiting');
+
+-- name: lease_holders
+-- Workers holding a lease on a running task or a reservation on a task not started.
+SELECT DISTINCT lease_owner FROM afterward_jobs WHERE lease_owner IS NOT NULL;
+
+-- name: lost_leases
+-- Running tasks whose lease expired or whose holder is known dead, locked for recovery.
+SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
+    chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
+    finished_at, last_error
+FROM afterward_jobs
+WHERE state = 'running'
+  AND (lease_expires_at < %(now)s OR lease_owner = ANY(%(dead)s::text[]))
+FOR UPDATE SKIP LOCKED;
+
+-- name: get_job
+-- One task, with its attempts (oldest first) as a JSON array.
+SELECT j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
+    j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
+    j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error,
+    (
+        SELECT coalesce(json_agg(a ORDER BY a.number), '[]'::json)
+        FROM afterward_attempts AS a WHERE a.job_id = j.id
+    ) AS history
+FROM afterward_jobs AS j WHERE j.id = %(id)s;
+
+-- name: lock_job
+-- One task, locked until the end of the transaction (cancel, retry).
+SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
+    chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
+    finished_at, last_error
+FROM afterward_jobs WHERE id = %(id)s FOR UPDATE;
+
+-- name: set_state
+-- Move a task from one state to another (cancel, retry and their chains).
+UPDATE afterward_jobs
+SET state = %(to_state)s, finished_at = %(finished_at)s::float8,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND state = %(from_state)s
+RETURNING next_id;
+
+-- name: requeue
+-- Give a failed or cancelled task a fresh budget of attempts; queued, or waiting behind its chain.
+UPDATE afterward_jobs
+SET state = %(to_state)s, run_at = %(now)s, finished_at = NULL,
+    max_attempts = attempts + %(budget)s, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND state IN ('failed', 'cancelled');
+
+-- name: list_jobs
+-- Tasks matching a filter, newest first.
+SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
+    chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
+    finished_at, last_error
+FROM afterward_jobs
+WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(function)s::text IS NULL OR strpos(function, %(function)s) > 0)
+  AND (%(chain_id)s::text IS NULL OR chain_id = %(chain_id)s)
+ORDER BY created_at DESC, id COLLATE "C" DESC
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: counts
+-- Number of tasks by queue and state.
+SELECT queue, state, count(*) AS n FROM afterward_jobs GROUP BY queue, state;
+
+-- name: purge
+-- Delete finished tasks in some states, and their attempts; return how many tasks.
+WITH gone AS (
+    DELETE FROM afterward_jobs
+    WHERE state = ANY(%(states)s::text[]) AND finished_at < %(before)s
+    RETURNING id
+), gone_attempts AS (
+    DELETE FROM afterward_attempts AS a USING gone WHERE a.job_id = gone.id
+)
+SELECT count(*) AS n FROM gone;
