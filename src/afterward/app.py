@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .config import Execution, Settings
-from .errors import FunctionNotImportable
+from .errors import ConfigurationError, FunctionNotImportable
 from .jobs import Job, NewJob
 from .retry import RetryPolicy
 from .serialization import encode_call
 from .stores import Store, store_from_url
+from .stores.base import TransactionalStore
 from .tasks import TaskRegistry, options_of
 from .worker.embedded import EmbeddedWorker
 from .worker.executor import Executor
@@ -213,19 +214,7 @@ class Afterward:
         await self.open()
         chain_id = tasks[0].id if len(tasks) > 1 else None
         jobs = [
-            NewJob(
-                id=t.id,
-                function=t.function,
-                payload=t.payload,
-                queue=t.queue,
-                priority=t.priority,
-                max_attempts=int(t.options["max_attempts"]),
-                options=t.options,
-                chain_id=chain_id,
-                prev_id=tasks[i - 1].id if i else None,
-                unique_key=t.unique_key,
-            )
-            for i, t in enumerate(tasks)
+            self._new_job(t, chain_id, tasks[i - 1].id if i else None) for i, t in enumerate(tasks)
         ]
         runner = self.runner if reserve else None
         ids = await self.store.enqueue(
@@ -245,6 +234,61 @@ class Afterward:
         if self.runs_in_app:
             self._ensure_embedded()
         return task_id
+
+    async def enqueue_in(
+        self, transaction: Any, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> str:
+        """Store one task inside the caller's open database transaction (PostgreSQL).
+
+        `transaction`: a psycopg `AsyncConnection` or a SQLAlchemy `AsyncSession` /
+        `AsyncConnection` whose transaction is open. The task commits or rolls back with
+        what the application wrote in it, and no worker sees it before the commit::
+
+            async with conn.transaction():
+                await conn.execute("INSERT INTO orders ...", order)
+                await afterward.enqueue_in(conn, send_receipt, order.id)
+
+        :raises ConfigurationError: the store cannot join a caller's transaction.
+        """
+        store = self._transactional()
+        job = self._new_job(self.prepare(func, args, kwargs))
+        (task_id,) = await store.enqueue_in(transaction, [job], now=time.time())
+        return task_id
+
+    def enqueue_in_sync(
+        self, transaction: Any, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> str:
+        """`enqueue_in` for synchronous code: a psycopg `Connection` or a SQLAlchemy
+        `Session` / `Connection` (e.g. a sync endpoint's database session)."""
+        store = self._transactional()
+        job = self._new_job(self.prepare(func, args, kwargs))
+        (task_id,) = store.enqueue_in_sync(transaction, [job], now=time.time())
+        return task_id
+
+    def _transactional(self) -> TransactionalStore:
+        if not isinstance(self.store, TransactionalStore):
+            raise ConfigurationError(
+                f"enqueueing inside your own transaction needs the PostgreSQL store; "
+                f"this app's store is {self.store.url}"
+            )
+        return self.store
+
+    @staticmethod
+    def _new_job(
+        task: PendingTask, chain_id: str | None = None, prev_id: str | None = None
+    ) -> NewJob:
+        return NewJob(
+            id=task.id,
+            function=task.function,
+            payload=task.payload,
+            queue=task.queue,
+            priority=task.priority,
+            max_attempts=int(task.options["max_attempts"]),
+            options=task.options,
+            chain_id=chain_id,
+            prev_id=prev_id,
+            unique_key=task.unique_key,
+        )
 
     async def run_chain(self, ids: Sequence[str]) -> None:
         """Run a reserved chain now, in this process (after a response)."""

@@ -179,3 +179,8 @@ def mounted(url: str) -> FastAPI:
 
     root.mount("/v1", v1)
     return root
+
+
+def ship_order(order_id: int) -> None:
+    """The task an order's transaction enqueues."""
+    EVENTS.append(("ship", str(order_id)))

@@ -20,7 +20,7 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoPermissionError
-from servers import REDIS_URL, drop_store_data, redis_url
+from servers import REDIS_URL, drop_store_data, redis_url, require_server
 
 from afterward.errors import SchemaTooNew, StoreError, TaskNotFound
 from afterward.jobs import JobState
@@ -117,6 +117,7 @@ async def test_valkey_scheme_is_redis(url: str, clock: Clock) -> None:
 
 async def test_no_key_is_written_outside_the_prefix(tmp_path: Path, clock: Clock) -> None:
     # Given a store on a database of its own (index 9 of the test server)
+    require_server("redis")
     parts = urlsplit(REDIS_URL)
     base = urlunsplit((parts.scheme, parts.netloc, "/9", "", ""))
     prefix = f"aw_test_{uuid.uuid4().hex[:10]}"
@@ -343,9 +344,14 @@ def test_one_store_serves_many_event_loops(url: str, clock: Clock) -> None:
         # Then every call works
         assert got == [job_id]
         assert asyncio.run(store.get(job_id)).state is JobState.RUNNING
+        # And it can be closed twice, opened again (twice) and used again
+        asyncio.run(store.close())
+        asyncio.run(store.close())
+        asyncio.run(store.open())
+        asyncio.run(store.open())
+        assert asyncio.run(store.get(job_id)).lease_owner == "w1"
     finally:
         asyncio.run(store.close())
-        asyncio.run(store.close())  # closing twice is harmless
 
 
 async def _take(store: Store, clock: Clock) -> list[Any]:

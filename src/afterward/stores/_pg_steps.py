@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
 
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
@@ -21,6 +21,7 @@ __all__ = [
     "cancel_chain",
     "check_idle",
     "check_unique_keys",
+    "columns",
     "fail_params",
     "insert_jobs",
     "recover_leases",
@@ -59,7 +60,7 @@ def check_unique_keys(jobs: Sequence[NewJob]) -> None:
 
 
 async def insert_jobs(
-    conn: Conn, jobs: Sequence[NewJob], now: float, extra: Mapping[str, Any]
+    conn: AsyncConnection[Any], jobs: Sequence[NewJob], now: float, extra: Mapping[str, Any]
 ) -> tuple[list[str], bool]:
     """Insert `jobs`; a job whose unique key an unfinished task holds gets that task's id.
 
@@ -72,17 +73,17 @@ async def insert_jobs(
     woken = False
     pending = list(range(len(jobs)))
     for _ in range(_UNIQUE_ROUNDS):
-        params = {**_columns([jobs[i] for i in pending], now), **extra}
-        cur = await conn.execute(QUERIES["insert_jobs"], params)
-        rows = await cur.fetchall()
+        params = {**columns([jobs[i] for i in pending], now), **extra}
+        cur = conn.cursor(row_factory=dict_row)  # any connection: the caller's too
+        rows = await (await cur.execute(QUERIES["insert_jobs"], params)).fetchall()
         inserted = {r["id"] for r in rows}
         woken = woken or any(r["woken"] for r in rows)
         ids.update((i, jobs[i].id) for i in pending if jobs[i].id in inserted)
         skipped = [i for i in pending if jobs[i].id not in inserted]
         if skipped:
             keys = [jobs[i].unique_key for i in skipped]
-            cur = await conn.execute(QUERIES["find_unfinished_by_unique_keys"], {"keys": keys})
-            holders = {r["unique_key"]: r["id"] for r in await cur.fetchall()}
+            found = await cur.execute(QUERIES["find_unfinished_by_unique_keys"], {"keys": keys})
+            holders = {r["unique_key"]: r["id"] for r in await found.fetchall()}
             ids.update((i, holders[k]) for i in skipped if (k := jobs[i].unique_key) in holders)
         pending = [i for i in skipped if i not in ids]
         if not pending:
@@ -90,7 +91,7 @@ async def insert_jobs(
     raise StoreError(f"could not settle the unique keys of {len(pending)} tasks; try again")
 
 
-def _columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
+def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
     """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
     next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
     states, run_ats = [], []

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..jobs import Failure, Job, JobState, NewJob
 
-__all__ = ["Counts", "JobFilter", "Store"]
+__all__ = ["Counts", "JobFilter", "Store", "TransactionalStore"]
 
 Counts = Mapping[tuple[str, JobState], int]
 """Number of tasks by (queue, state); absent keys are zero."""
@@ -180,4 +180,23 @@ class Store(Protocol):
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return when new work may be due, or after `timeout` seconds at most."""
+        ...
+
+
+@runtime_checkable
+class TransactionalStore(Protocol):
+    """A store that can enqueue inside the caller's own database transaction (PostgreSQL)."""
+
+    async def enqueue_in(
+        self, transaction: Any, jobs: Sequence[NewJob], *, now: float
+    ) -> list[str]:
+        """Store `jobs` inside `transaction`, on the caller's connection; they become
+        visible to workers only when it commits, and vanish if it rolls back.
+
+        :raises ConfigurationError: `transaction` is not a supported connection or session.
+        """
+        ...
+
+    def enqueue_in_sync(self, transaction: Any, jobs: Sequence[NewJob], *, now: float) -> list[str]:
+        """`enqueue_in` for a synchronous connection or session."""
         ...

@@ -36,6 +36,12 @@ from ._pg_steps import (
     retry_chain,
 )
 from ._pg_support import QUERIES, Target, Waker, migrate
+from ._pg_transaction import (
+    async_driver_connection,
+    enqueue_in,
+    enqueue_in_sync,
+    sync_driver_connection,
+)
 from ._rows import attempt_from_row, job_from_row
 from .base import Counts, JobFilter
 
@@ -247,6 +253,22 @@ class PostgresStore:
                 ids, woken = await insert_jobs(conn, jobs, now, extra)
         self._woke(woken)
         return ids
+
+    async def enqueue_in(
+        self, transaction: Any, jobs: Sequence[NewJob], *, now: float
+    ) -> list[str]:
+        """Enqueue inside the caller's open transaction, on the caller's own connection
+        (psycopg `AsyncConnection`, SQLAlchemy `AsyncSession`/`AsyncConnection`), on the
+        caller's event loop. The tasks commit or roll back with it; workers are woken at
+        its commit."""
+        conn = await async_driver_connection(transaction)
+        return await enqueue_in(conn, self._target, jobs, now)
+
+    def enqueue_in_sync(self, transaction: Any, jobs: Sequence[NewJob], *, now: float) -> list[str]:
+        """`enqueue_in` for synchronous code: psycopg `Connection`, SQLAlchemy
+        `Session`/`Connection`."""
+        conn = sync_driver_connection(transaction)
+        return enqueue_in_sync(conn, self._target, jobs, now)
 
     # -- consuming --------------------------------------------------------------------
 

@@ -309,3 +309,13 @@ WITH gone AS (
     DELETE FROM afterward_attempts AS a USING gone WHERE a.job_id = gone.id
 )
 SELECT count(*) AS n FROM gone;
+
+-- name: push_search_path
+-- For the rest of the caller's transaction, resolve unqualified names in our schema first;
+-- returns the caller's search_path so it can be put back.
+SELECT current_setting('search_path') AS previous,
+       set_config('search_path', %(schema)s || ', ' || current_setting('search_path'), true);
+
+-- name: pop_search_path
+-- Put the caller's search_path back (for the rest of its transaction).
+SELECT set_config('search_path', %(previous)s, true);
