@@ -399,3 +399,16 @@ async def test_times_keep_every_digit(rs: Store, clock: Clock) -> None:
         later.id,
     ]
     assert (await rs.get(earlier.id)).lease_expires_at == clock() + 0.1
+
+
+async def test_a_cancelled_wait_leaves_the_store_usable(rs: Store, clock: Clock) -> None:
+    # Given a wait cancelled halfway, as a worker's stop does
+    waiting = asyncio.create_task(rs.wait_for_work(60))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # When work arrives, Then the next wait sees it and the store answers as before
+    job_id = await enqueue_one(rs, clock)
+    await asyncio.wait_for(rs.wait_for_work(60), BOUND)
+    assert (await acquire_one(rs, clock)).id == job_id
