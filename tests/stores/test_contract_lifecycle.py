@@ -258,3 +258,21 @@ async def test_retry_refuses_unfinished_and_unknown_tasks(store: Store, clock: C
     # And nothing changed
     assert (await store.get(queued)).state is JobState.QUEUED
     assert (await store.get(running.id)).attempts == 1
+
+
+async def test_retry_after_the_predecessor_was_purged_queues_the_task(
+    store: Store, clock: Clock
+) -> None:
+    # Given a chain whose first task succeeded and whose second failed for good
+    first, second = new_chain(2)
+    await store.enqueue([first, second], now=clock())
+    job = await acquire_one(store, clock, "w1")
+    assert await store.complete(job.id, "w1", 1, now=clock())
+    job = await acquire_one(store, clock, "w1")
+    assert await store.fail(job.id, "w1", 1, failure(retry_at=None), now=clock())
+    # And succeeded tasks were purged since
+    clock.advance(10)
+    assert await store.purge(states=[JobState.SUCCEEDED], finished_before=clock()) == 1
+    # When the failed task is retried, Then it is queued: nothing is left to wait for
+    await store.retry(second.id, now=clock())
+    assert (await store.get(second.id)).state is JobState.QUEUED

@@ -196,7 +196,10 @@ async def retry_chain(conn: Conn, job_id: str, now: float, channel: str) -> bool
     job = await _lock_job(conn, job_id)
     check_transition(job.state, "retry", job_id)
     # Locked: a predecessor completing now releases this task after we commit.
-    prev = await _lock_job(conn, job.prev_id) if job.prev_id else None
+    try:
+        prev = await _lock_job(conn, job.prev_id) if job.prev_id else None
+    except TaskNotFound:  # purged: it had finished long ago, nothing to wait for
+        prev = None
     runnable = prev is None or prev.state is JobState.SUCCEEDED
     requeue = {
         "id": job_id,

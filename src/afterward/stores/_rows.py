@@ -21,7 +21,7 @@ def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job
         queue=row["queue"],
         state=JobState(row["state"]),
         priority=row["priority"],
-        run_at=row["run_at"],
+        run_at=float(row["run_at"]),
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
         options=json.loads(options) if isinstance(options, str) else dict(options or {}),
@@ -30,9 +30,9 @@ def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job
         next_id=row["next_id"],
         unique_key=row["unique_key"],
         lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
+        lease_expires_at=_time(row["lease_expires_at"]),
+        created_at=float(row["created_at"]),
+        finished_at=_time(row["finished_at"]),
         last_error=row["last_error"],
         history=tuple(history),
     )
@@ -43,9 +43,14 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
     return Attempt(
         number=row["number"],
         worker=row["worker"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
+        started_at=float(row["started_at"]),
+        finished_at=_time(row["finished_at"]),
         outcome=row["outcome"],
         error=row["error"],
         traceback=row["traceback"],
     )
+
+
+def _time(value: Any) -> float | None:
+    """A stored time as a float (SQLite hands back whole numbers as ints)."""
+    return None if value is None else float(value)

@@ -302,8 +302,9 @@ class SQLiteStore:
             with transaction(conn):
                 job = self._get(conn, job_id)
                 check_transition(job.state, "retry", job_id)
-                prev = self._get(conn, job.prev_id) if job.prev_id else None
-                runnable = prev is None or prev.state is JobState.SUCCEEDED
+                prev_row = conn.execute(_QUERIES["get_job"], {"id": job.prev_id}).fetchone()
+                # No predecessor, or a purged one (it had finished long ago): runnable.
+                runnable = prev_row is None or prev_row["state"] == JobState.SUCCEEDED
                 budget = int(job.options.get("max_attempts", job.max_attempts))
                 conn.execute(
                     _QUERIES["requeue"],

@@ -24,6 +24,7 @@ from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
 from .clock import StoreClock
 from .executor import Executor
+from .health import StoreHealth
 from .identity import dead_local_workers
 
 __all__ = ["Runner"]
@@ -59,6 +60,7 @@ class Runner:
         self._queues = list(queues) if queues else None
         self._clock = clock or StoreClock()
         self._rng = rng
+        self._health = StoreHealth()
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
 
@@ -131,6 +133,7 @@ class Runner:
         while True:
             try:
                 accepted = await write()
+                self._health.answered()
                 break
             except StoreError as exc:
                 if time.monotonic() + delay > give_up_at:
@@ -138,10 +141,7 @@ class Runner:
                         "task %s: could not record its outcome (%s); it will run again", job.id, exc
                     )
                     return False
-                if delay == _STORE_BACKOFF / 4:
-                    log.warning(
-                        "task %s: store unavailable (%s); retrying the outcome", job.id, exc
-                    )
+                self._health.failed(f"recording the outcome of task {job.id}", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _STORE_BACKOFF * 4)
         if not accepted:
@@ -229,7 +229,7 @@ class Runner:
 
     async def _acquire(self, limit: int) -> list[Job]:
         try:
-            return await self._store.acquire(
+            jobs = await self._store.acquire(
                 self.worker_id,
                 now=self._clock(),
                 lease=self._settings.lease,
@@ -237,9 +237,11 @@ class Runner:
                 queues=self._queues,
             )
         except AfterwardError as exc:
-            log.warning("cannot acquire tasks (%s); retrying in %.0f s", exc, _STORE_BACKOFF)
+            self._health.failed("acquiring tasks", exc)
             await asyncio.sleep(_STORE_BACKOFF)
             return []
+        self._health.answered()
+        return jobs
 
     async def _wind_down(self, active: dict[asyncio.Task[bool], str]) -> None:
         if not active:
@@ -287,8 +289,9 @@ class Runner:
                     await self.renew_leases()
                     last_renewal = time.monotonic()
                 await self.recover()
+                self._health.answered()
             except AfterwardError as exc:
-                log.warning("lease upkeep failed (%s); retrying", exc)
+                self._health.failed("renewing leases", exc)
             await _first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
 
     async def renew_leases(self) -> None:

@@ -15,10 +15,8 @@ end
 local state = 'queued'
 if j.prev_id then
   local prev = load(j.prev_id)
-  if not prev then
-    return {'missing', j.prev_id}
-  end
-  if prev.state ~= 'succeeded' then
+  -- A purged predecessor had finished long ago: nothing to wait for.
+  if prev and prev.state ~= 'succeeded' then
     state = 'waiting'
   end
 end
