@@ -1,0 +1,50 @@
+"""Run the fault suite and print its table.
+
+    python -m faults                         # every experiment, every store, CI size
+    python -m faults --size full             # the full-size run published in docs/
+    python -m faults --store redis --only zombie
+
+Exits non-zero if any experiment lost a task or failed one of its checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .experiments import EXPERIMENTS
+from .harness import STORES, Result, drop_store, show
+from .sizes import CI, FULL
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=["ci", "full"], default="ci")
+    parser.add_argument("--store", action="append", choices=STORES)
+    parser.add_argument("--only", action="append", choices=sorted(EXPERIMENTS))
+    args = parser.parse_args()
+    size = FULL if args.size == "full" else CI
+    results: list[Result] = []
+    started = time.strftime("%Y-%m-%d %H:%M")
+    for name in args.only or list(EXPERIMENTS):
+        for kind in args.store or STORES:
+            with tempfile.TemporaryDirectory() as tmp:
+                result, urls = EXPERIMENTS[name](kind, Path(tmp), size)
+                for url in urls:
+                    drop_store(url)
+            results.append(result)
+            print(f"{result.experiment} [{kind}]: {'ok' if result.ok else 'FAILED'}", flush=True)
+    show(results)
+    print(
+        f"{started}, {platform.node()}, {platform.processor() or platform.machine()}, "
+        f"size={size.name}, command: python -m faults {' '.join(sys.argv[1:])}"
+    )
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

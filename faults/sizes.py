@@ -1,0 +1,49 @@
+"""How big each experiment runs: `CI` (minutes for all of them) or `FULL` (by hand)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CI", "FULL", "Size"]
+
+
+@dataclass(frozen=True)
+class Size:
+    """Knobs shared by the experiments."""
+
+    name: str
+    storm_tasks: int
+    """Kill storm: tasks of 1-200 ms (CI: 1-20 ms)."""
+    storm_max_ms: float
+    storm_kill_every: float
+    """Seconds between SIGKILLs in the kill storm."""
+    workers: int
+    baseline: bool
+    """Also run the experiment without faults, to compare throughput."""
+    zombie_rounds: int
+    long_tasks: int
+    graceful_tasks: int
+
+
+CI = Size(
+    name="ci",
+    storm_tasks=600,
+    storm_max_ms=20,
+    storm_kill_every=1.0,
+    workers=3,
+    baseline=False,
+    zombie_rounds=1,
+    long_tasks=4,
+    graceful_tasks=40,
+)
+FULL = Size(
+    name="full",
+    storm_tasks=50_000,
+    storm_max_ms=200,
+    storm_kill_every=2.0,
+    workers=4,
+    baseline=True,
+    zombie_rounds=5,
+    long_tasks=16,
+    graceful_tasks=200,
+)
