@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from afterward import Afterward, JobState
+from afterward import Afterward, Job, JobState
 from afterward.stores import JobFilter
 
 from .ledger import Ledger
@@ -78,13 +78,20 @@ class Fleet:
     """`count` worker processes (``afterward worker faults.app:afterward``) on one store."""
 
     def __init__(
-        self, url: str, folder: Path, ledger: Ledger, count: int, args: Sequence[str] = ()
+        self,
+        url: str,
+        folder: Path,
+        ledger: Ledger,
+        count: int,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.url = url
         self.folder = folder
         self.env = {
             **os.environ,
             **ledger.env(),
+            **(env or {}),
             "AFTERWARD_URL": url,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
@@ -188,6 +195,23 @@ def wait_finished(url: str, total: int, timeout: float) -> float:
         time.sleep(0.2)
 
 
+async def jobs_with_history(url: str) -> list[Job]:
+    """Every task with its attempts."""
+    afterward = Afterward(url=url, execution="workers")
+    try:
+        await afterward.open()
+        found = await afterward.store.list(JobFilter(), limit=1_000_000)
+        return [await afterward.store.get(job.id) for job in found]
+    finally:
+        await afterward.aclose()
+
+
+def pid_of(worker_id: str) -> int:
+    """The process id in a worker id (``host/pid/token``), or -1."""
+    parts = worker_id.rsplit("/", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
+
+
 async def recovery_times(url: str, kills: dict[int, float]) -> list[float]:
     """For each attempt lost with a killed worker: seconds from the kill to the next start."""
     afterward = Afterward(url=url, execution="workers")
@@ -199,7 +223,7 @@ async def recovery_times(url: str, kills: dict[int, float]) -> list[float]:
                 continue
             job = await afterward.store.get(summary.id)
             for lost, after in zip(job.history, job.history[1:], strict=False):
-                pid = int(lost.worker.rsplit("/", 2)[1]) if lost.worker.count("/") == 2 else -1
+                pid = pid_of(lost.worker)
                 if lost.outcome == "lost" and pid in kills:
                     found.append(after.started_at - kills[pid])
     finally:

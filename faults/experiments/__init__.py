@@ -7,11 +7,14 @@ from pathlib import Path
 
 from ..harness import Result
 from ..sizes import Size
-from . import kill_storm
+from . import graceful, kill_storm, long_tasks, zombie
 
 Experiment = Callable[[str, Path, Size], tuple[Result, list[str]]]
 
 EXPERIMENTS: dict[str, Experiment] = {
     "kill_storm": kill_storm.run,
+    "zombie": zombie.run,
+    "long_tasks": long_tasks.run,
+    "graceful": graceful.run,
 }
 """Name (for ``--only``) → experiment, in the order of the issue's list."""
