@@ -23,6 +23,8 @@ class Size:
     zombie_rounds: int
     long_tasks: int
     graceful_tasks: int
+    restart_tasks: int
+    """Store restart: 5 ms tasks, the store restarted after a tenth of them ran."""
 
 
 CI = Size(
@@ -35,6 +37,7 @@ CI = Size(
     zombie_rounds=1,
     long_tasks=4,
     graceful_tasks=40,
+    restart_tasks=1500,
 )
 FULL = Size(
     name="full",
@@ -46,4 +49,5 @@ FULL = Size(
     zombie_rounds=5,
     long_tasks=16,
     graceful_tasks=200,
+    restart_tasks=20_000,
 )
