@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .experiments import EXPERIMENTS
+from .experiments import EXPERIMENTS, as_list
 from .harness import STORES, Result, drop_store, show
 from .sizes import CI, FULL
 
@@ -33,11 +33,13 @@ def main() -> int:
     for name in args.only or list(EXPERIMENTS):
         for kind in args.store or STORES:
             with tempfile.TemporaryDirectory() as tmp:
-                result, urls = EXPERIMENTS[name](kind, Path(tmp), size)
+                outcome, urls = EXPERIMENTS[name](kind, Path(tmp), size)
                 for url in urls:
                     drop_store(url)
-            results.append(result)
-            print(f"{result.experiment} [{kind}]: {'ok' if result.ok else 'FAILED'}", flush=True)
+            for result in as_list(outcome):
+                results.append(result)
+                verdict = "ok" if result.ok else "FAILED"
+                print(f"{result.experiment} [{kind}]: {verdict}", flush=True)
     show(results)
     print(
         f"{started}, {platform.node()}, {platform.processor() or platform.machine()}, "

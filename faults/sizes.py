@@ -25,6 +25,14 @@ class Size:
     graceful_tasks: int
     restart_tasks: int
     """Store restart: 5 ms tasks, the store restarted after a tenth of them ran."""
+    web_requests: int
+    """Web kill: requests per kill point (each killed with probability 0.25)."""
+    poison_normal: int
+    """Poison: normal 1-20 ms tasks the poison tasks are mixed into."""
+    poison_each: int
+    """Poison: tasks of each kind (segfault, os._exit, memory hog, endless loop)."""
+    hostile_rows: int
+    """Hostile rows: rows written straight into the store (about a fifth valid)."""
 
 
 CI = Size(
@@ -38,6 +46,10 @@ CI = Size(
     long_tasks=4,
     graceful_tasks=40,
     restart_tasks=1500,
+    web_requests=30,
+    poison_normal=300,
+    poison_each=2,
+    hostile_rows=100,
 )
 FULL = Size(
     name="full",
@@ -50,4 +62,8 @@ FULL = Size(
     long_tasks=16,
     graceful_tasks=200,
     restart_tasks=20_000,
+    web_requests=1000,
+    poison_normal=10_000,
+    poison_each=5,
+    hostile_rows=1_000,
 )

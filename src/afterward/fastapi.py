@@ -17,6 +17,7 @@ from typing import Annotated, TypeAlias
 import fastapi
 from fastapi import Depends, Request
 
+from ._faultpoints import reach
 from .app import Afterward
 from .background import RequestTasks, TaskRef
 from .errors import ConfigurationError
@@ -45,15 +46,22 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
         exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         if exc_type is None:
+            reach("before_commit")
             ids = await tasks.commit()
+            reach("after_commit")
             if ids and afterward.runs_in_app:
-                after_response.add_task(afterward.run_chain, ids)
+                after_response.add_task(_run_after_response, afterward, ids)
         else:
             tasks.discard()
         return False
 
     stack.push_async_exit(commit)
     return tasks
+
+
+async def _run_after_response(afterward: Afterward, ids: list[str]) -> None:
+    reach("after_response")
+    await afterward.run_chain(ids)
 
 
 BackgroundTasks: TypeAlias = Annotated[RequestTasks, Depends(request_tasks)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from servers import require_server
 
-from faults.experiments import EXPERIMENTS
+from faults.experiments import EXPERIMENTS, as_list
 from faults.harness import STORES, drop_store, show
 from faults.sizes import CI
 
@@ -25,12 +25,14 @@ def kind(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_experiment(name: str, kind: str, tmp_path: Path) -> None:
-    result, urls = EXPERIMENTS[name](kind, tmp_path, CI)
+    outcome, urls = EXPERIMENTS[name](kind, tmp_path, CI)
     try:
-        show([result])
-        assert result.lost == 0, f"{result.lost} accepted task(s) lost"
-        failed = [check for check, ok in result.checks.items() if not ok]
-        assert failed == [], f"checks failed: {failed}"
+        results = as_list(outcome)
+        show(results)
+        for result in results:
+            assert result.lost == 0, f"{result.experiment}: {result.lost} accepted task(s) lost"
+            failed = [check for check, ok in result.checks.items() if not ok]
+            assert failed == [], f"{result.experiment}: checks failed: {failed}"
     finally:
         for url in urls:
             drop_store(url)

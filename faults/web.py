@@ -1,0 +1,37 @@
+"""The web app of the web-kill experiment: in-app mode, tasks run right after responses."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from afterward import Afterward
+from afterward._faultpoints import reach
+from afterward.fastapi import BackgroundTasks
+
+from .ledger import record
+
+afterward = Afterward()
+app = FastAPI(lifespan=afterward.lifespan)
+
+
+def deliver(key: str) -> None:
+    """The request's task: may be killed while it runs, then records itself."""
+    reach("while_running")
+    record(key)
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.post("/orders/{key}")
+def place(key: str, background_tasks: BackgroundTasks) -> dict[str, str]:
+    background_tasks.add_task(deliver, key)
+    return {"key": key}
+
+
+@app.post("/broken/{key}")
+def broken(key: str, background_tasks: BackgroundTasks) -> dict[str, str]:
+    background_tasks.add_task(deliver, key)
+    raise RuntimeError("the endpoint failed after adding its task")
