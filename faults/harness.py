@@ -75,7 +75,7 @@ def store_kind(url: str) -> str:
 
 
 class Fleet:
-    """`count` worker processes (``afterward worker faults.app:afterward``) on one store."""
+    """`count` worker processes (``afterward worker <target>``) on one store."""
 
     def __init__(
         self,
@@ -85,8 +85,10 @@ class Fleet:
         count: int,
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        target: str = "faults.app:afterward",
     ) -> None:
         self.url = url
+        self.target = target
         self.folder = folder
         self.env = {
             **os.environ,
@@ -101,7 +103,7 @@ class Fleet:
         """pid → when it was killed (time.time())."""
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "afterward", "worker", "faults.app:afterward"]
+        command = [sys.executable, "-m", "afterward", "worker", self.target]
         return subprocess.Popen(
             [*command, "--log-level", "ERROR", *self.args],
             cwd=self.folder,
@@ -298,4 +300,4 @@ def table(results: Sequence[Result]) -> Table:
 
 def show(results: Sequence[Result]) -> None:
     """Print the table."""
-    Console(width=160).print(table(results))
+    Console(width=200).print(table(results))

@@ -27,6 +27,8 @@ class Size:
     """Store restart: 5 ms tasks, the store restarted after a tenth of them ran."""
     web_requests: int
     """Web kill: requests per kill point (each killed with probability 0.25)."""
+    disk_requests: int
+    """Disk full: the most requests sent while filling the disk."""
     poison_normal: int
     """Poison: normal 1-20 ms tasks the poison tasks are mixed into."""
     poison_each: int
@@ -47,6 +49,7 @@ CI = Size(
     graceful_tasks=40,
     restart_tasks=1500,
     web_requests=30,
+    disk_requests=3000,
     poison_normal=300,
     poison_each=2,
     hostile_rows=100,
@@ -63,6 +66,7 @@ FULL = Size(
     graceful_tasks=200,
     restart_tasks=20_000,
     web_requests=1000,
+    disk_requests=20_000,
     poison_normal=10_000,
     poison_each=5,
     hostile_rows=1_000,

@@ -14,8 +14,9 @@ afterward = Afterward()
 app = FastAPI(lifespan=afterward.lifespan)
 
 
-def deliver(key: str) -> None:
-    """The request's task: may be killed while it runs, then records itself."""
+def deliver(key: str, padding: str = "") -> None:
+    """The request's task: may be killed while it runs, then records itself. `padding`
+    only makes the stored task bigger (to fill a disk)."""
     reach("while_running")
     record(key)
 
@@ -26,8 +27,8 @@ def health() -> dict[str, str]:
 
 
 @app.post("/orders/{key}")
-def place(key: str, background_tasks: BackgroundTasks) -> dict[str, str]:
-    background_tasks.add_task(deliver, key)
+def place(key: str, background_tasks: BackgroundTasks, pad: int = 0) -> dict[str, str]:
+    background_tasks.add_task(deliver, key, "x" * pad)
     return {"key": key}
 
 
