@@ -10,6 +10,7 @@ Exits non-zero if any experiment lost a task or failed one of its checks.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import tempfile
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from .experiments import EXPERIMENTS, as_list
-from .harness import STORES, Result, drop_store, show
+from .harness import STORES, Result, drop_store, markdown, show
 from .sizes import CI, FULL
 
 
@@ -26,10 +27,11 @@ def main() -> int:
     parser.add_argument("--size", choices=["ci", "full"], default="ci")
     parser.add_argument("--store", action="append", choices=STORES)
     parser.add_argument("--only", action="append", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
     size = FULL if args.size == "full" else CI
     results: list[Result] = []
-    started = time.strftime("%Y-%m-%d %H:%M")
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
     for name in args.only or list(EXPERIMENTS):
         for kind in args.store or STORES:
             with tempfile.TemporaryDirectory() as tmp:

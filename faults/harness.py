@@ -298,6 +298,31 @@ def table(results: Sequence[Result]) -> Table:
     return out
 
 
+def markdown(results: Sequence[Result]) -> str:
+    """The results as a Markdown table (for docs/reliability.md)."""
+    head = (
+        "| experiment | store | accepted | lost | ran >1 | recovery s p50/p99/max "
+        "| throughput vs fault-free | checks | notes | result |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in results:
+        checks = "; ".join(f"{name}: {'yes' if ok else '**NO**'}" for name, ok in r.checks.items())
+        cells = [
+            r.experiment,
+            r.store,
+            str(r.accepted),
+            str(r.lost),
+            str(r.twice),
+            r.recovery_text(),
+            r.throughput_text(),
+            checks or "-",
+            r.notes or "-",
+            "ok" if r.ok else "**FAILED**",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def show(results: Sequence[Result]) -> None:
     """Print the table."""
     Console(width=200).print(table(results))
