@@ -43,10 +43,13 @@ def main() -> int:
                 verdict = "ok" if result.ok else "FAILED"
                 print(f"{result.experiment} [{kind}]: {verdict}", flush=True)
     show(results)
-    print(
-        f"{started}, {platform.node()}, {platform.processor() or platform.machine()}, "
-        f"size={size.name}, command: python -m faults {' '.join(sys.argv[1:])}"
+    footer = (
+        f"{started} UTC, {platform.node()} ({platform.machine()}, {os.cpu_count()} cores), "
+        f"size={size.name}, command: `python -m faults {' '.join(sys.argv[1:])}`"
     )
+    print(footer)
+    if args.markdown:
+        args.markdown.write_text(markdown(results) + "\n" + footer + "\n")
     return 0 if all(r.ok for r in results) else 1
 
 
