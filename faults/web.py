@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from afterward import Afterward
-from afterward._faultpoints import reach
 from afterward.fastapi import BackgroundTasks
 
 from .ledger import record
@@ -15,9 +19,15 @@ app = FastAPI(lifespan=afterward.lifespan)
 
 
 def deliver(key: str, padding: str = "") -> None:
-    """The request's task: may be killed while it runs, then records itself. `padding`
-    only makes the stored task bigger (to fill a disk)."""
-    reach("while_running")
+    """The request's task: may be killed while it runs (once per task: a task killed on
+    every attempt would rightly end `failed`), then records itself. `padding` only makes
+    the stored task bigger (to fill a disk)."""
+    point, _, probability = os.environ.get("AFTERWARD_FAULT_KILL_AT", "").partition(":")
+    marker = Path(f"killed-{key}")
+    chosen = random.random() < float(probability or 1)
+    if point == "while_running" and chosen and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
     record(key)
 
 

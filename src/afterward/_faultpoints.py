@@ -4,8 +4,8 @@ Inactive (one string comparison) unless the environment variable
 ``AFTERWARD_FAULT_KILL_AT=<point>:<probability>`` was set when the process started; then
 reaching `<point>` SIGKILLs this process with that probability. Points: ``before_commit``
 and ``after_commit`` (after the endpoint returned, around storing its tasks; before the
-response), ``after_response`` (before the request's tasks start), and
-``while_running``, which the suite's own task reaches mid-task. Never set it in production.
+response) and ``after_response`` (before the request's tasks start); the suite's own task
+handles ``while_running``. Never set it in production.
 """
 
 from __future__ import annotations
