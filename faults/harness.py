@@ -215,7 +215,8 @@ def pid_of(worker_id: str) -> int:
 
 
 async def recovery_times(url: str, kills: dict[int, float]) -> list[float]:
-    """For each attempt lost with a killed worker: seconds from the kill to the next start."""
+    """For each attempt lost with a killed worker: seconds from the kill until the store
+    took the task back (queued again for any worker)."""
     afterward = Afterward(url=url, execution="workers")
     found: list[float] = []
     try:
@@ -224,10 +225,10 @@ async def recovery_times(url: str, kills: dict[int, float]) -> list[float]:
             if summary.attempts < 2:
                 continue
             job = await afterward.store.get(summary.id)
-            for lost, after in zip(job.history, job.history[1:], strict=False):
+            for lost in job.history:
                 pid = pid_of(lost.worker)
-                if lost.outcome == "lost" and pid in kills:
-                    found.append(after.started_at - kills[pid])
+                if lost.outcome == "lost" and pid in kills and lost.finished_at is not None:
+                    found.append(lost.finished_at - kills[pid])
     finally:
         await afterward.aclose()
     return found

@@ -22,6 +22,8 @@ class Size:
     """Also run the experiment without faults, to compare throughput."""
     zombie_rounds: int
     long_tasks: int
+    long_lease: float
+    """Long tasks: the lease (tasks run 10 leases; half of them CPU-bound threads)."""
     graceful_tasks: int
     restart_tasks: int
     """Store restart: 5 ms tasks, the store restarted after a tenth of them ran."""
@@ -46,6 +48,7 @@ CI = Size(
     baseline=False,
     zombie_rounds=1,
     long_tasks=4,
+    long_lease=1.0,
     graceful_tasks=40,
     restart_tasks=1500,
     web_requests=30,
@@ -63,6 +66,7 @@ FULL = Size(
     baseline=True,
     zombie_rounds=5,
     long_tasks=16,
+    long_lease=3.0,
     graceful_tasks=200,
     restart_tasks=20_000,
     web_requests=300,

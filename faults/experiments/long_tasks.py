@@ -13,26 +13,26 @@ from ..ledger import Ledger
 from ..sizes import Size
 
 NAME = "5 long tasks (10x lease)"
-LEASE = 1.0
-SECONDS = 10 * LEASE
 
 
 def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
     """Run `size.long_tasks` tasks of 10 leases each on two workers."""
+    lease = size.long_lease
+    seconds = 10 * lease
     url = store_url(kind, folder)
     ledger = Ledger(folder / "ledger.db")
     calls = [
-        (app.burn if n % 2 else app.work, (f"l{n}", SECONDS if n % 2 else SECONDS * 1000))
+        (app.burn if n % 2 else app.work, (f"l{n}", seconds if n % 2 else seconds * 1000))
         for n in range(size.long_tasks)
     ]
     total = asyncio.run(enqueue(url, calls))  # type: ignore[arg-type]
     per_worker = str(max(1, size.long_tasks // 2))
     fleet = Fleet(
-        url, folder, ledger, 2, ["--concurrency", per_worker], env={"AFTERWARD_LEASE": str(LEASE)}
+        url, folder, ledger, 2, ["--concurrency", per_worker], env={"AFTERWARD_LEASE": str(lease)}
     )
     started = time.monotonic()
     try:
-        wait_finished(url, total, timeout=SECONDS * size.long_tasks + 120)
+        wait_finished(url, total, timeout=seconds * size.long_tasks + 120)
     finally:
         fleet.stop()
     jobs = asyncio.run(jobs_with_history(url))
@@ -46,5 +46,6 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
         twice=sum(1 for c in runs.values() if c > 1),
         seconds=time.monotonic() - started,
         checks={"false take-overs = 0": takeovers == 0},
-        notes=f"{takeovers} take-overs",
+        notes=f"{takeovers} take-overs; lease {lease:g} s, tasks {seconds:g} s, "
+        f"{size.long_tasks // 4} CPU-bound threads per worker",
     ), [url]

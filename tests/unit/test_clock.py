@@ -28,3 +28,21 @@ async def test_clock_follows_the_stores_time_and_samples_it_rarely() -> None:
     assert abs(clock() - (time.time() + 100.0)) < 0.5
     assert abs(clock.offset - 100.0) < 0.5
     assert store.calls == 1
+
+
+class SlowStore:
+    """A store 100 s ahead whose replies take 0.2 s (a loaded machine)."""
+
+    async def now(self) -> float:
+        import asyncio
+
+        await asyncio.sleep(0.2)
+        return time.time() + 100.0
+
+
+async def test_a_slow_sample_is_discarded() -> None:
+    # Given a clock and a store that answers slowly
+    clock = StoreClock()
+    # When it syncs, Then the unreliable sample is not used
+    await clock.sync(SlowStore())  # type: ignore[arg-type]
+    assert clock.offset == 0.0

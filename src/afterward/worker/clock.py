@@ -14,6 +14,8 @@ __all__ = ["StoreClock"]
 
 _RESYNC_EVERY = 60.0
 """Seconds between samples of the store's clock."""
+_MAX_ROUND_TRIP = 0.05
+"""Seconds: a slower sample of the store's clock is discarded (its error is up to half)."""
 
 
 class StoreClock:
@@ -34,6 +36,11 @@ class StoreClock:
         before = time.time()
         remote = await store.now()
         after = time.time()
+        if after - before > _MAX_ROUND_TRIP:
+            # Under load the reply waited in queues: its midpoint says little about when
+            # the store read its clock. Keep the last offset and sample again soon.
+            self._synced_at = time.monotonic() - _RESYNC_EVERY + 1.0
+            return
         self._offset = remote - (before + after) / 2
         self._synced_at = time.monotonic()
 
