@@ -310,7 +310,9 @@ class StoreModel(RuleBasedStateMachine):
         self, batch: list[NewJob], now: float, owner: str | None, expires: float
     ) -> list[str]:
         holders = {
-            j.unique_key: j.id for j in self.jobs.values() if j.unique_key and not j.state.is_terminal
+            j.unique_key: j.id
+            for j in self.jobs.values()
+            if j.unique_key and not j.state.is_terminal
         }
         ids = []
         for job in batch:
@@ -356,7 +358,8 @@ class StoreModel(RuleBasedStateMachine):
             got = self.run(self.store.acquire(worker, now=now, lease=lease, limit=limit, ids=ids))
         else:
             due = [
-                j for j in self.jobs.values()
+                j
+                for j in self.jobs.values()
                 if is_due(j, now) and (queues is None or j.queue in queues)
             ]
             wanted = None if queues is None else list(queues)
@@ -719,9 +722,7 @@ class StoreModel(RuleBasedStateMachine):
                     assert (job.lease_owner, job.lease_expires_at) == (worker, expires), job
 
 
-def check_listing(
-    jobs: dict[str, Job], listed: list[Job], counts: Any, holders: list[str]
-) -> None:
+def check_listing(jobs: dict[str, Job], listed: list[Job], counts: Any, holders: list[str]) -> None:
     """`list`, `counts` and `lease_holders` agree with `get`."""
     assert sorted(j.id for j in listed) == sorted(jobs), "list() does not show every task"
     for job in listed:
@@ -753,7 +754,9 @@ def check_chains(jobs: dict[str, Job]) -> None:
 
 
 def check_unique_keys(jobs: dict[str, Job]) -> None:
-    holders = Counter(j.unique_key for j in jobs.values() if j.unique_key and not j.state.is_terminal)
+    holders = Counter(
+        j.unique_key for j in jobs.values() if j.unique_key and not j.state.is_terminal
+    )
     assert all(n == 1 for n in holders.values()), f"a unique key held twice: {holders}"
 
 
@@ -864,9 +867,7 @@ class ProgramRun:
         self.ids.extend(i for i in dict.fromkeys(ids) if i not in self.ids)
         return ids
 
-    def do_acquire(
-        self, slot: str, limit: int, queues: Sequence[str] | None, lease: float
-    ) -> Any:
+    def do_acquire(self, slot: str, limit: int, queues: Sequence[str] | None, lease: float) -> Any:
         worker, now = self.worker(slot), self.clock()
         wanted = None if queues is None else list(queues)
         got = self.run(self.store.acquire(worker, now=now, lease=lease, limit=limit, queues=wanted))
@@ -885,7 +886,9 @@ class ProgramRun:
     def do_extend(self, slot: str, lease: float, pick: int) -> Any:
         worker = self.worker(slot)
         ids = sorted({t for w, t, _ in self.held if w == worker} | {self.task(pick)})
-        return sorted(self.run(self.store.extend_leases(worker, ids, now=self.clock(), lease=lease)))
+        return sorted(
+            self.run(self.store.extend_leases(worker, ids, now=self.clock(), lease=lease))
+        )
 
     def do_report(self, kind: str, pick: int, twist: str) -> Any:
         if not self.held:
