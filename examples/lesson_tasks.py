@@ -24,7 +24,7 @@ def write_audit(action: str):
 
 
 async def send_email(to: str):
-    await asyncio.sleep(0)          # stands in for real async I/O
+    await asyncio.sleep(0)  # stands in for real async I/O
     LOG.append(f"email queued for {to}")
 
 

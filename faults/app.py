@@ -1,14 +1,30 @@
-"""The tasks experiments run. Each records itself in the ledger after doing its work."""
+"""The tasks experiments run. Each records itself in the ledger after doing its work.
+
+With ``AFTERWARD_FAULTS_AUDIT=path`` in its environment, a process importing this module
+(a worker loads ``faults.app:afterward``) installs an audit hook that appends to `path`
+every import of a module it had not loaded by then (after loading what a worker loads
+lazily whatever its tasks, see `_warm_up`), every ``exec`` and ``compile`` but those of
+`_TRUSTED_COMPILERS`, and every ``os.system``, ``os.exec*``, ``os.spawn*``,
+``os.posix_spawn``, ``os.fork``, ``subprocess.*`` and ``ctypes.*`` event: the hostile-rows
+experiment proves with it that no stored row makes a worker import or run anything outside
+the registry.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import sys
 import time
+from types import FrameType
+from typing import Any
 
-from afterward import Afterward
+from afterward import Afterward, task
 
 from .ledger import record
+
+AUDIT_ENV = "AFTERWARD_FAULTS_AUDIT"
 
 afterward = Afterward()
 """Configured from AFTERWARD_URL by the harness; workers load ``faults.app:afterward``."""
@@ -28,16 +44,23 @@ def burn(key: str, seconds: float) -> None:
     record(key)
 
 
+POISON_ATTEMPTS = 3
+"""The attempts a poison task gets (`@task(max_attempts=...)`)."""
+
+
+@task(max_attempts=POISON_ATTEMPTS, backoff_base=0.2)
 def segfault(key: str) -> None:
     """Crash the process with SIGSEGV."""
     ctypes.string_at(0)
 
 
+@task(max_attempts=POISON_ATTEMPTS, backoff_base=0.2)
 def hard_exit(key: str) -> None:
     """Leave the process at once, as `os._exit` does."""
     os._exit(3)
 
 
+@task(max_attempts=POISON_ATTEMPTS, backoff_base=0.2, time_limit=30.0)
 def hog(key: str) -> None:
     """Allocate memory until something stops it."""
     blocks = []
@@ -45,7 +68,70 @@ def hog(key: str) -> None:
         blocks.append(bytearray(64 * 1024 * 1024))
 
 
+@task(max_attempts=POISON_ATTEMPTS, backoff_base=0.2, time_limit=0.5)
 def spin(key: str) -> None:
-    """Never return."""
+    """Never return (a plain function: past its time limit its thread is stuck)."""
     while True:
         time.sleep(0.01)
+
+
+_RUNS_CODE = (
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "subprocess.",
+    "ctypes.",
+)
+"""Audit events (prefixes) of running a command or foreign code."""
+_TRUSTED_COMPILERS = frozenset({"typing", "traceback"})
+"""Callers whose ``compile``/``eval`` is expected: `typing` evaluating the annotation strings
+of a registered task (decoding its arguments), `traceback` parsing a line of a source file
+to mark an error's position."""
+
+
+def _warm_up() -> None:
+    """Load what a worker loads lazily whatever the rows, before the allow-list is taken:
+    the redis client reads its own version (importlib.metadata, which imports the email
+    parser) when it makes its first connection; afterward reads ``/proc/<pid>/stat`` as
+    ASCII when it checks whether another worker on the host is alive."""
+    import codecs
+    import importlib.metadata
+
+    codecs.lookup("ascii")
+    for name in ("redis", "psycopg"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            importlib.metadata.version(name)
+
+
+def _compiled_by_trusted() -> bool:
+    """Whether the ``compile``/``exec`` being audited was asked for by a trusted caller."""
+    frame: FrameType | None = sys._getframe(2)  # 0: here, 1: the hook, 2: compile's caller
+    while frame is not None and frame.f_globals.get("__name__") == "ast":
+        frame = frame.f_back  # ast.parse compiles for its caller
+    return frame is not None and frame.f_globals.get("__name__") in _TRUSTED_COMPILERS
+
+
+def _install_audit(path: str) -> None:
+    """Append to `path` what this process imports or executes from now on (see above),
+    outside the modules loaded by now and the compiling done by `_TRUSTED_COMPILERS`."""
+    _warm_up()
+    allowed = frozenset(sys.modules)
+    out = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives with the process)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "import":
+            if args[0] not in allowed:
+                out.write(f"{os.getpid()} import {args[0]}\n")
+        elif event in ("exec", "compile"):
+            if not _compiled_by_trusted():
+                out.write(f"{os.getpid()} {event} {str(args)[:200]!r}\n")
+        elif event.startswith(_RUNS_CODE):
+            out.write(f"{os.getpid()} {event} {str(args)[:200]!r}\n")
+
+    sys.addaudithook(hook)
+
+
+if os.environ.get(AUDIT_ENV):
+    _install_audit(os.environ[AUDIT_ENV])

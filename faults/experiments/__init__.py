@@ -7,7 +7,17 @@ from pathlib import Path
 
 from ..harness import Result
 from ..sizes import Size
-from . import disk_full, graceful, kill_storm, long_tasks, store_restart, web_kill, zombie
+from . import (
+    disk_full,
+    graceful,
+    hostile_rows,
+    kill_storm,
+    long_tasks,
+    poison,
+    store_restart,
+    web_kill,
+    zombie,
+)
 
 Experiment = Callable[[str, Path, Size], tuple[Result | list[Result], list[str]]]
 """``run(store, folder, size)`` → its result (or one per variant) and the store URLs used."""
@@ -25,6 +35,8 @@ EXPERIMENTS: dict[str, Experiment] = {
     "zombie": zombie.run,
     "long_tasks": long_tasks.run,
     "graceful": graceful.run,
+    "poison": poison.run,
+    "hostile_rows": hostile_rows.run,
     "disk_full": disk_full.run,
 }
 """Name (for ``--only``) → experiment, in the order of the issue's list."""

@@ -97,6 +97,7 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(30)
+        self.log.close()
 
 
 async def _stored_keys(url: str) -> set[str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import functools
 import inspect
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,6 +22,16 @@ class Executor:
 
     def __init__(self, threads: int) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="afterward-task")
+        self._overrunning: set[concurrent.futures.Future[Any]] = set()
+        """Calls of plain functions still running in their thread past their time limit."""
+
+    @property
+    def stuck(self) -> int:
+        """Threads held by plain functions that overran their time limit and still run.
+
+        Python cannot stop a thread: each is lost to the pool until its function returns.
+        """
+        return len(self._overrunning)
 
     async def call(
         self,
@@ -30,15 +42,19 @@ class Executor:
     ) -> Any:
         """Call `func`; raise `TimeLimitExceeded` past `time_limit` seconds.
 
-        A plain function that overruns keeps its thread until it returns (Python cannot
-        stop a thread), but its attempt is failed at the limit.
+        An `async def` function is cancelled at the limit. A plain function that overruns
+        keeps its thread until it returns (Python cannot stop a thread), but its attempt is
+        failed at the limit; until it returns it is counted in `stuck`.
         """
         running: asyncio.Future[Any]
+        in_thread: concurrent.futures.Future[Any] | None = None
         if inspect.iscoroutinefunction(func):
             running = asyncio.ensure_future(func(*args, **kwargs))
         else:
-            call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-            running = asyncio.get_running_loop().run_in_executor(self._pool, call)
+            context = contextvars.copy_context()
+            call = functools.partial(context.run, _freeing_on_error, func, *args, **kwargs)
+            in_thread = self._pool.submit(call)
+            running = asyncio.wrap_future(in_thread)
         try:
             done, _ = await asyncio.wait({running}, timeout=time_limit)
         except asyncio.CancelledError:
@@ -46,9 +62,38 @@ class Executor:
             raise
         if not done:
             running.cancel()
+            if in_thread is not None:
+                self._note_overrun(in_thread)
             raise TimeLimitExceeded(f"the attempt ran longer than its time limit of {time_limit}s")
-        return running.result()
+        try:
+            return running.result()
+        except MemoryError as exc:
+            traceback.clear_frames(exc.__traceback__)  # see `_freeing_on_error`
+            raise
+
+    def _note_overrun(self, in_thread: concurrent.futures.Future[Any]) -> None:
+        """Count `in_thread` as stuck while its function still runs (a call still waiting
+        for a free thread is simply cancelled)."""
+        if in_thread.cancel():
+            return
+        self._overrunning.add(in_thread)
+        in_thread.add_done_callback(self._overrunning.discard)
 
     def shutdown(self) -> None:
         """Stop accepting calls; threads still running finish on their own."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _freeing_on_error(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call `func`; if it runs out of memory, free its locals at once, in its own thread.
+
+    The exception's traceback keeps the failed call's frames, and with them its locals,
+    until the error is recorded; a task that ran out of memory (under ``--max-memory``)
+    must give its memory back before the rest of the process (other tasks, the store
+    client) needs to allocate. Other errors keep their locals, for error trackers.
+    """
+    try:
+        return func(*args, **kwargs)
+    except MemoryError as exc:
+        traceback.clear_frames(exc.__traceback__)
+        raise

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from ..errors import AfterwardError
+
 __all__ = ["StoreHealth"]
 
 log = logging.getLogger("afterward.worker")
@@ -17,7 +19,14 @@ class StoreHealth:
         self._down_since: float | None = None
 
     def failed(self, doing: str, error: Exception) -> None:
-        """A call failed: warn if this starts an outage, else note it at debug level."""
+        """A call failed: warn if this starts an outage, else note it at debug level.
+
+        An error that is not the store's (out of memory, no thread to be had) is no outage:
+        it is logged as an error each time.
+        """
+        if not isinstance(error, AfterwardError):
+            log.error("%s failed (%s: %s); trying again", doing, type(error).__name__, error)
+            return
         if self._down_since is None:
             self._down_since = time.monotonic()
             log.warning(

@@ -1,4 +1,6 @@
-"""One worker process: a runner on this process's event loop until SIGTERM or SIGINT."""
+"""One worker process: a runner on this process's event loop until SIGTERM or SIGINT, or
+until a plain task overruns its time limit and holds its thread for good: then the process
+retires (exit code `EXIT_RETIRED`) so that its supervisor starts a fresh one."""
 
 from __future__ import annotations
 
@@ -14,9 +16,13 @@ from .executor import Executor
 from .identity import new_worker_id
 from .runner import Runner
 
-__all__ = ["serve"]
+__all__ = ["EXIT_RETIRED", "serve"]
 
 log = logging.getLogger("afterward.worker")
+
+EXIT_RETIRED = 75
+"""Exit code of a worker that stopped on its own because a task's thread is stuck past its
+time limit (EX_TEMPFAIL): start another in its place."""
 
 _OPEN_BACKOFF = 0.25
 _OPEN_BACKOFF_MAX = 5.0
@@ -28,8 +34,9 @@ async def serve(
     queues: Sequence[str] | None = None,
     concurrency: int | None = None,
     grace_period: float | None = None,
-) -> None:
-    """Run tasks until SIGTERM/SIGINT, then stop gracefully (see `Runner.run`)."""
+) -> int:
+    """Run tasks until SIGTERM/SIGINT, then stop gracefully (see `Runner.run`); return the
+    exit code: 0, or `EXIT_RETIRED` when the runner retired because a thread is stuck."""
     settings = replace(
         afterward.settings,
         concurrency=concurrency or afterward.settings.concurrency,
@@ -43,13 +50,14 @@ async def serve(
         worker_id=new_worker_id(),
         executor=executor,
         queues=queues,
+        retire_when_stuck=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if not await _open_when_reachable(afterward, stop):
-        return
+        return 0
     log.info(
         "worker %s ready: store %s, queues %s, concurrency %d",
         runner.worker_id,
@@ -62,7 +70,13 @@ async def serve(
     finally:
         executor.shutdown()
         await afterward.aclose()
+    if runner.retired is not None:
+        log.error(
+            "worker %s retired (exit code %d): %s", runner.worker_id, EXIT_RETIRED, runner.retired
+        )
+        return EXIT_RETIRED
     log.info("worker %s stopped", runner.worker_id)
+    return 0
 
 
 async def _open_when_reachable(afterward: Afterward, stop: asyncio.Event) -> bool:

@@ -3,11 +3,23 @@
 One `Runner` per process and store. `run()` is the worker loop; `run_chain()` runs a
 request's reserved chain right after its response (embedded mode); `maintain()` renews
 leases and takes back work from dead or expired holders.
+
+A plain (`def`) task that overruns its time limit is failed at the limit, but Python
+cannot stop its thread, which stays lost to the pool. A runner made with
+``retire_when_stuck=True`` (a worker process) then retires: it stops taking work, lets its
+other tasks finish, hands back the rest and returns from `run()` with `retired` set, so
+that its process exits and is replaced by a fresh one. Otherwise (the web process's
+embedded worker) it only logs the lost thread loudly.
+
+A task whose last attempt was lost with its worker is a suspect: it may be what killed
+the process. `run()` keeps at most one suspect running at a time and hands the others back,
+so that the tasks that died next to a poison task are not taken down with it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import time
@@ -16,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import AfterwardError, StoreError, UnknownFunction
+from ..errors import AfterwardError, TimeLimitExceeded
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..serialization import decode_call
@@ -35,6 +47,8 @@ _RECOVERY_INTERVAL = 1.0
 """Seconds between looks for work held by dead or expired workers."""
 _STORE_BACKOFF = 1.0
 """Seconds to wait after the store failed before trying again."""
+_LOST = "WorkerLost:"
+"""How the error of an attempt lost with its worker starts (`afterward.jobs.decide_lost`)."""
 
 
 class Runner:
@@ -51,6 +65,7 @@ class Runner:
         queues: Sequence[str] | None = None,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        retire_when_stuck: bool = False,
     ) -> None:
         self.worker_id = worker_id
         self._store = store
@@ -63,6 +78,12 @@ class Runner:
         self._health = StoreHealth()
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+        self._retire_when_stuck = retire_when_stuck
+        self._retiring = asyncio.Event()
+        self.retired: str | None = None
+        """Why `run()` stopped on its own (a task thread is stuck), or None."""
+        self._suspects: set[asyncio.Task[bool]] = set()
+        """Running tasks whose previous attempt was lost with its worker (see `_take`)."""
 
     # -- running one task -------------------------------------------------------------
 
@@ -71,6 +92,13 @@ class Runner:
         self._held[job.id] = job.attempts
         try:
             return await self._run_job(job)
+        except Exception:  # e.g. out of memory while recording: never leave it unnoticed
+            log.exception(
+                "task %s: the worker failed while running it; it is taken back when its "
+                "lease expires",
+                job.id,
+            )
+            return False
         finally:
             self._held.pop(job.id, None)
 
@@ -78,18 +106,9 @@ class Runner:
         try:
             func = self._registry.resolve(job.function)
             args, kwargs = decode_call(func, job.payload)
-        except (UnknownFunction, ValueError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("task %s refused: %s", job.id, reason)
-            refusal = permanent_failure(reason)
-            await self._report(
-                lambda: self._store.fail(
-                    job.id, self.worker_id, job.attempts, refusal, now=self._clock()
-                ),
-                job,
-            )
-            return False
-        policy = self._policy(job, func)
+            policy = self._policy(job, func)
+        except Exception as exc:  # the row itself is wrong: no retry can fix it
+            return await self._refuse(job, exc)
         started = time.perf_counter()
         try:
             await self._executor.call(func, args, kwargs, policy.time_limit)
@@ -112,6 +131,9 @@ class Runner:
                 ),
                 job,
             )
+            plain = not inspect.iscoroutinefunction(func)
+            if isinstance(exc, TimeLimitExceeded) and plain and self._executor.stuck:
+                self._thread_stuck(job, policy.time_limit)
             return False
         log.info(
             "task %s (%s) succeeded in %.1f ms",
@@ -124,6 +146,52 @@ class Runner:
             job,
         )
 
+    async def _refuse(self, job: Job, error: Exception) -> bool:
+        """Fail a row that names a function this app does not run, or whose arguments or
+        options cannot be decoded, for good (whatever its attempts left); return False."""
+        reason = _shorten(f"{type(error).__name__}: {error}")
+        log.error("task %s refused: %s", job.id, reason)
+        refusal = permanent_failure(reason)
+        await self._report(
+            lambda: self._store.fail(
+                job.id, self.worker_id, job.attempts, refusal, now=self._clock()
+            ),
+            job,
+        )
+        return False
+
+    def _thread_stuck(self, job: Job, time_limit: float | None) -> None:
+        """A plain function overran its time limit and still holds its thread: retire
+        (see `run`), or, when this runner may not, say loudly that a thread is lost."""
+        threads = self._settings.concurrency
+        stuck = self._executor.stuck
+        if not self._retire_when_stuck:
+            log.error(
+                "task %s (%s) overran its time limit of %ss; Python cannot stop the plain "
+                "function, which keeps its thread: %d of %d task thread(s) of this process "
+                "are held by overrunning tasks. Restart the process to get them back, or make "
+                "the task return in time (an async def task is cancelled at its limit).",
+                job.id,
+                job.function,
+                time_limit,
+                stuck,
+                threads,
+            )
+            return
+        if self.retired is None:
+            self.retired = (
+                f"task {job.id} ({job.function}) overran its time limit of {time_limit}s and "
+                "its thread cannot be stopped"
+            )
+            log.error(
+                "%s: this worker stops taking tasks, lets its other running tasks finish "
+                "(%.0f s grace), hands back the rest and exits to be replaced by a fresh "
+                "process",
+                self.retired,
+                self._settings.grace_period,
+            )
+            self._retiring.set()
+
     async def _report(self, write: Callable[[], Awaitable[bool]], job: Job) -> bool:
         """Record an outcome; while the store is unreachable, keep trying with backoff
         for as long as the lease could still be valid (after that the write would be
@@ -135,7 +203,7 @@ class Runner:
                 accepted = await write()
                 self._health.answered()
                 break
-            except StoreError as exc:
+            except Exception as exc:  # the store, or a transient lack of memory or threads
                 if time.monotonic() + delay > give_up_at:
                     log.error(
                         "task %s: could not record its outcome (%s); it will run again", job.id, exc
@@ -197,26 +265,40 @@ class Runner:
         """Run due tasks until `stop` is set, then wind down gracefully.
 
         On stop: no new task is acquired; running tasks get the grace period to finish;
-        the rest are cancelled and handed back without spending an attempt.
+        the rest are cancelled and handed back without spending an attempt. A runner
+        made with ``retire_when_stuck`` winds down the same way on its own, with `retired`
+        set, when a plain function's thread is stuck past its time limit.
         """
         maintain_stop = asyncio.Event()
         maintainer = asyncio.create_task(self.maintain(maintain_stop))
         active: dict[asyncio.Task[bool], str] = {}
         try:
-            while not stop.is_set():
+            while not (stop.is_set() or self._retiring.is_set()):
                 free = self._settings.concurrency - len(active)
                 if free > 0:
-                    jobs = await self._acquire(free)
+                    jobs, handed_back = await self._take(free)
                     for job in jobs:
                         task = asyncio.create_task(self.run_job(job))
                         active[task] = job.id
                         task.add_done_callback(lambda t: active.pop(t, None))
-                    if jobs:
+                        if _suspect(job):
+                            self._suspects.add(task)
+                            task.add_done_callback(self._suspects.discard)
+                    if jobs and not handed_back:
                         continue
-                    await _first(stop.wait(), self._store.wait_for_work(self._poll))
+                    wake = (  # handed back: try again when our suspect is done
+                        asyncio.wait(
+                            set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
+                        )
+                        if handed_back and self._suspects
+                        else self._store.wait_for_work(self._poll)
+                    )
+                    await _first(stop.wait(), self._retiring.wait(), wake)
                 else:
                     await _first(
-                        stop.wait(), asyncio.wait(set(active), return_when="FIRST_COMPLETED")
+                        stop.wait(),
+                        self._retiring.wait(),
+                        asyncio.wait(set(active), return_when="FIRST_COMPLETED"),
                     )
         finally:
             await self._wind_down(active)
@@ -227,6 +309,31 @@ class Runner:
     def _poll(self) -> float:
         return self._settings.poll_interval
 
+    async def _take(self, limit: int) -> tuple[list[Job], bool]:
+        """Acquire up to `limit` tasks to run now, keeping at most one suspect (a task whose
+        last attempt was lost with its worker) running in this process at a time; hand
+        the other suspects back at once, without spending an attempt. Return the tasks to
+        run, and whether any were handed back.
+
+        A task that crashes its process is taken back together with the tasks that died
+        with it, and they would be acquired together again, and die together again, until
+        the innocent ones too had used up their attempts. One at a time, a poison task
+        takes no other suspect down with it.
+        """
+        keep: list[Job] = []
+        extra: list[str] = []
+        for job in await self._acquire(limit):
+            if _suspect(job) and (self._suspects or any(map(_suspect, keep))):
+                extra.append(job.id)
+            else:
+                keep.append(job)
+        if extra:
+            try:
+                await self._store.release(self.worker_id, extra, now=self._clock())
+            except Exception as exc:  # they come back when their lease expires
+                self._health.failed("handing back suspect tasks", exc)
+        return keep, bool(extra)
+
     async def _acquire(self, limit: int) -> list[Job]:
         try:
             jobs = await self._store.acquire(
@@ -236,7 +343,7 @@ class Runner:
                 limit=limit,
                 queues=self._queues,
             )
-        except AfterwardError as exc:
+        except Exception as exc:  # the store, or a transient lack of memory or threads
             self._health.failed("acquiring tasks", exc)
             await asyncio.sleep(_STORE_BACKOFF)
             return []
@@ -257,7 +364,7 @@ class Runner:
         if unfinished:
             try:
                 handed = await self._store.release(self.worker_id, unfinished, now=self._clock())
-            except StoreError as exc:
+            except Exception as exc:  # the store, or a transient lack of memory or threads
                 log.error(
                     "could not hand back %s (%s): they return when their lease expires",
                     unfinished,
@@ -290,7 +397,7 @@ class Runner:
                     last_renewal = time.monotonic()
                 await self.recover()
                 self._health.answered()
-            except AfterwardError as exc:
+            except Exception as exc:  # the store, or a transient lack of memory or threads
                 self._health.failed("renewing leases", exc)
             await _first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
 
@@ -313,6 +420,16 @@ class Runner:
         if taken:
             log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
         return taken
+
+
+def _suspect(job: Job) -> bool:
+    """Whether `job`'s previous attempt was lost with its worker (it may have killed it)."""
+    return (job.last_error or "").startswith(_LOST)
+
+
+def _shorten(text: str, limit: int = 2000) -> str:
+    """`text`, cut to `limit` characters (a hostile row's name or payload can be huge)."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 async def _first(*waits: Awaitable[Any]) -> None:

@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from .process import EXIT_RETIRED
+
 __all__ = ["Supervisor"]
 
 log = logging.getLogger("afterward.worker")
@@ -39,8 +41,9 @@ class Supervisor:
             for i, child in enumerate(self.children):
                 code = child.poll()
                 if code is not None and not self._stopping:
-                    cause = f"signal {-code}" if code < 0 else f"exit code {code}"
-                    log.warning("worker process %d ended (%s); starting another", child.pid, cause)
+                    log.warning(
+                        "worker process %d ended (%s); starting another", child.pid, _cause(code)
+                    )
                     self.children[i] = self._spawn()
         return self._stop_children()
 
@@ -62,3 +65,15 @@ class Supervisor:
                 child.kill()
                 child.wait()
         return 0
+
+
+def _cause(code: int) -> str:
+    """Why a child ended, from its return code."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == EXIT_RETIRED:
+        return f"exit code {code}: retired, a task overran its time limit and holds a thread"
+    return f"exit code {code}"
