@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import random
 import traceback as traceback_module
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "JobState",
     "NewJob",
     "check_transition",
+    "check_unique_keys",
     "decide_failure",
     "decide_lost",
     "permanent_failure",
@@ -158,6 +160,18 @@ def describe(error: BaseException) -> str:
     text = str(error)
     name = type(error).__qualname__
     return f"{name}: {text}" if text else name
+
+
+def check_unique_keys(jobs: Sequence[NewJob]) -> None:
+    """Refuse a `unique_key` on a task that is part of a chain (the rule every store applies
+    to an enqueue batch).
+
+    :raises ValueError: a `unique_key` on a task of a chain.
+    """
+    linked = {job.prev_id for job in jobs}
+    for job in jobs:
+        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
+            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
 def decide_failure(

@@ -20,7 +20,6 @@ __all__ = [
     "Conn",
     "cancel_chain",
     "check_idle",
-    "check_unique_keys",
     "columns",
     "fail_params",
     "insert_jobs",
@@ -49,14 +48,6 @@ def _readable(fd: int) -> bool:
     poller = select.poll()  # unlike select(), not limited to descriptors below 1024
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
-
-
-def check_unique_keys(jobs: Sequence[NewJob]) -> None:
-    """:raises ValueError: a `unique_key` on a task of a chain."""
-    linked = {job.prev_id for job in jobs}
-    for job in jobs:
-        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
-            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
 async def insert_jobs(

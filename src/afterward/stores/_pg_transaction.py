@@ -16,8 +16,8 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import ConfigurationError, StoreError
-from ..jobs import NewJob
-from ._pg_steps import check_unique_keys, columns, insert_jobs
+from ..jobs import NewJob, check_unique_keys
+from ._pg_steps import columns, insert_jobs
 from ._pg_support import QUERIES, Target
 
 __all__ = ["async_driver_connection", "enqueue_in", "enqueue_in_sync", "sync_driver_connection"]

@@ -19,7 +19,6 @@ __all__ = [
     "SCRIPT_NAMES",
     "RedisTarget",
     "attempt_records",
-    "check_unique_keys",
     "durability_warnings",
     "encode_job",
     "job_from_hash",
@@ -113,17 +112,6 @@ def load_script(name: str) -> str:
 def stamp(seconds: float) -> str:
     """A time as stored: the shortest string that reads back as the same float."""
     return repr(float(seconds))
-
-
-def check_unique_keys(jobs: Sequence[NewJob]) -> None:
-    """Refuse a `unique_key` on a task that is part of a chain.
-
-    :raises ValueError: a `unique_key` on a job of a chain.
-    """
-    linked = {job.prev_id for job in jobs}
-    for job in jobs:
-        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
-            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
 def encode_job(job: NewJob) -> str:

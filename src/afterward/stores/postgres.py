@@ -23,13 +23,12 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import StoreError, TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob
+from ..jobs import Failure, Job, JobState, NewJob, check_unique_keys
 from ._loop import LoopThread
 from ._pg_steps import (
     Conn,
     cancel_chain,
     check_idle,
-    check_unique_keys,
     fail_params,
     insert_jobs,
     recover_leases,

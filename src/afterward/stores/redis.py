@@ -46,12 +46,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..errors import StoreError, TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ..jobs import (
+    Failure,
+    Job,
+    JobState,
+    NewJob,
+    check_transition,
+    check_unique_keys,
+    decide_lost,
+)
 from ._loop import LoopThread
 from ._redis_connection import Connection, close_pools, connect, disconnect
 from ._redis_support import (
     attempt_records,
-    check_unique_keys,
     encode_job,
     job_from_hash,
     matches,

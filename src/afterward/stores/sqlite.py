@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ..jobs import Failure, Job, JobState, NewJob, check_transition, check_unique_keys, decide_lost
 from ._rows import attempt_from_row, job_from_row
 from ._sql import load_queries
 from ._sqlite_connection import SQLiteConnection, path_from_url, transaction
@@ -63,7 +63,7 @@ class SQLiteStore:
         reserve_for: str | None = None,
         lease: float = 0.0,
     ) -> list[str]:
-        _check_unique_keys(jobs)
+        check_unique_keys(jobs)
 
         def write(conn: sqlite3.Connection) -> list[str]:
             ids: list[str] = []
@@ -392,13 +392,6 @@ class SQLiteStore:
             if left <= 0:
                 return
             await asyncio.sleep(min(_WAKE_POLL, left))
-
-
-def _check_unique_keys(jobs: Sequence[NewJob]) -> None:
-    linked = {job.prev_id for job in jobs}
-    for job in jobs:
-        if job.unique_key is not None and (job.prev_id is not None or job.id in linked):
-            raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
 def _close_attempt(
