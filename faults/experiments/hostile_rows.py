@@ -170,9 +170,8 @@ EXTREME_PRIORITIES = [2**63 - 1, -(2**63), 2**31 - 1, -(2**31), 2**31, 2**64]
 EXTREME_RUN_AT = [-1e12, 0.0, -math.inf, 1.0]
 """``run_at`` times long past (due at once)."""
 NEVER_RUN_AT = [1e12, 1e300, math.inf]
-"""``run_at`` times that never come. Not NaN: no store refuses it cleanly yet (SQLite
-does, by its NOT NULL column; PostgreSQL stores it `queued` but never due, and Redis raises
-from `enqueue` but keeps a `queued` row that is never due)."""
+"""``run_at`` times that never come (stay `scheduled`, cancellable). NaN is not among them:
+`NewJob` refuses it, so no store is ever asked to order a time that compares with nothing."""
 
 
 @dataclass

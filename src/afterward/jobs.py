@@ -20,6 +20,7 @@ A task behind a failed one stays `waiting`; retrying the failed task resumes the
 from __future__ import annotations
 
 import enum
+import math
 import random
 import traceback as traceback_module
 from collections.abc import Sequence
@@ -104,6 +105,12 @@ class NewJob:
     chain_id: str | None = None
     prev_id: str | None = None
     unique_key: str | None = None
+
+    def __post_init__(self) -> None:
+        # NaN compares false with every time, so a NaN `run_at` would never become due
+        # and no store could order it; refuse it before any store sees it.
+        if self.run_at is not None and math.isnan(self.run_at):
+            raise ValueError(f"task {self.id}: run_at is NaN; give a time or None")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,11 +203,12 @@ def decide_lost(job: Job, now: float, *, dead: bool) -> Failure:
     """Decide what follows an attempt whose worker died or stopped renewing its lease.
 
     The attempt counts (a task that kills its process must not retry forever); the task is
-    queued again at once while it has attempts left.
+    queued again at once while it has attempts left, at its old due time, so it keeps its
+    place in line instead of waiting behind work that arrived while it was held.
     """
     cause = "the worker running it died" if dead else "its lease expired"
     error = f"WorkerLost: {cause} (worker {job.lease_owner}, attempt {job.attempts})"
-    retry_at = now if job.attempts < job.max_attempts else None
+    retry_at = min(job.run_at, now) if job.attempts < job.max_attempts else None
     return Failure(error=error, traceback="", retry_at=retry_at)
 
 

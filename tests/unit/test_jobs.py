@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 
 import pytest
@@ -11,6 +12,7 @@ from afterward.errors import InvalidTransition
 from afterward.jobs import (
     Job,
     JobState,
+    NewJob,
     check_transition,
     decide_failure,
     decide_lost,
@@ -129,12 +131,13 @@ def test_describe_without_message_is_the_class_name() -> None:
     [(True, "the worker running it died"), (False, "its lease expired")],
 )
 def test_lost_attempt_with_attempts_left_is_queued_now(dead: bool, cause: str) -> None:
-    # Given attempt 2 of 5 whose worker died or stopped renewing
+    # Given attempt 2 of 5, due 10 s ago, whose worker died or stopped renewing
     job = make_job(attempts=2, max_attempts=5, lease_owner="host:123")
     # When the loss is decided
     failure = decide_lost(job, NOW, dead=dead)
-    # Then it runs again at once, and the error says why, naming worker and attempt
-    assert failure.retry_at == NOW
+    # Then it runs again at once, keeping its place in line (its old due time, not the
+    # back of the queue), and the error says why, naming worker and attempt
+    assert failure.retry_at == job.run_at == NOW - 10
     assert failure.error.startswith("WorkerLost: ")
     assert cause in failure.error
     assert "host:123" in failure.error
@@ -230,3 +233,12 @@ def test_states_are_their_stored_strings() -> None:
         "failed",
         "cancelled",
     }
+
+
+def test_a_new_job_with_a_nan_run_at_is_refused_before_any_store_sees_it() -> None:
+    # Given a run_at that compares false with every time (it would never become due)
+    # When a job is made with it, Then it is refused with a message naming the task
+    with pytest.raises(ValueError, match="job-nan: run_at is NaN"):
+        NewJob(id="job-nan", function="m:f", payload="{}", run_at=math.nan, max_attempts=1)
+    # And infinite or far times stay allowed: never due, but cancellable
+    assert NewJob(id="j", function="m:f", payload="{}", run_at=math.inf, max_attempts=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,9 +95,9 @@ class SQLiteConnection:
                 raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
             try:
                 conn.row_factory = _dict_row
-                conn.execute("PRAGMA journal_mode=WAL")
+                _retry_while_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
-                self._migrate(conn)
+                _retry_while_busy(lambda: self._migrate(conn))
             except BaseException as exc:
                 conn.close()
                 if isinstance(exc, sqlite3.Error):
@@ -128,6 +129,26 @@ class SQLiteConnection:
         if conn is not None:
             with self._lock:
                 conn.close()
+
+
+def _retry_while_busy(step: Callable[[], object], *, within: float = 30.0) -> None:
+    """Run `step`, again while another process holds the lock, for up to `within` seconds.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, when processes race to open a new file.
+    """
+    deadline = time.monotonic() + within
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def execute_script(conn: sqlite3.Connection, script: str) -> None:

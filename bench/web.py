@@ -1,0 +1,242 @@
+"""The lesson's ``/tasks`` endpoint under uvicorn: req/s and latency, afterward vs FastAPI.
+
+Each variant runs in its own uvicorn process (one worker, uvloop/httptools when
+installed); `wrk` drives it from a second process with 32 connections. Rounds are
+interleaved (every variant once, then again), so a slow moment of the machine hits all of
+them; the table shows the median round and the min-max of req/s.
+
+    .venv/bin/python -m bench.web [--seconds 10] [--rounds 3] [--connections 32]
+                                  [--variant none|fastapi|sqlite|postgres|redis ...]
+
+Needs `wrk` (Debian: ``apt-get install wrk``). For afterward, every request's two tasks
+must also have *run* by the end of the round; the table says how many did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2 as httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "none": ("bench.web_apps:none", None),
+    "fastapi": ("bench.web_apps:plain", None),
+    "sqlite": ("bench.web_apps:afterward", "sqlite"),
+    "postgres": ("bench.web_apps:afterward", "postgres"),
+    "redis": ("bench.web_apps:afterward", "redis"),
+}
+LABELS = {
+    "none": "endpoint without tasks",
+    "fastapi": "FastAPI BackgroundTasks (in memory)",
+    "sqlite": "afterward, SQLite (synchronous=FULL)",
+    "postgres": "afterward, PostgreSQL",
+    "redis": "afterward, Redis",
+}
+
+
+@dataclass(frozen=True)
+class Round:
+    """One wrk run against one variant."""
+
+    variant: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    tasks: tuple[int, int] | None
+    """afterward: (succeeded, stored) a second after the round; all stored must succeed."""
+
+
+def store_url(kind: str, tmp: Path) -> str:
+    suffix = uuid.uuid4().hex[:8]
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / f'web-{suffix}.db'}"
+    if kind == "postgres":
+        return f"postgresql://127.0.0.1:5432/test?schema=aw_web_{suffix}"
+    return f"redis://127.0.0.1:6379/0?prefix=aw_web_{suffix}"
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port: int, seconds: float, connections: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/tasks?title=Ship+release",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(latency["50"]),
+        "p99": _ms(latency["99"]),
+        "total": total,
+        "bad": int(bad.group(1)) if bad else 0,
+    }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_answering(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"uvicorn exited with {proc.returncode}")
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise SystemExit("uvicorn did not answer within 30 s")
+
+
+async def _tally(url: str) -> tuple[int, int]:
+    """(tasks succeeded, tasks stored)."""
+    from afterward import Afterward, JobState
+
+    afterward = Afterward(url=url, execution="workers")
+    try:
+        await afterward.open()
+        counts = await afterward.store.counts()
+        done = sum(n for (_, state), n in counts.items() if state is JobState.SUCCEEDED)
+        return done, sum(counts.values())
+    finally:
+        await afterward.aclose()
+
+
+def _drop(url: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from faults.harness import drop_store
+
+    drop_store(url)
+
+
+def one_round(variant: str, tmp: Path, seconds: float, connections: int) -> Round:
+    target, kind = VARIANTS[variant]
+    url = store_url(kind, tmp) if kind else None
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if url:
+        env["AFTERWARD_URL"] = url
+    port = _free_port()
+    script = tmp / "post.lua"
+    script.write_text('wrk.method = "POST"\n')
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            target,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        cwd=tmp,
+    )
+    try:
+        _wait_answering(port, proc)
+        run_wrk(port, 1.0, connections, script)  # warm up (imports, store schema, caches)
+        measured = run_wrk(port, seconds, connections, script)
+        tasks = None
+        if url:
+            time.sleep(1.0)  # the last requests' tasks run right after their responses
+            tasks = asyncio.run(_tally(url))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if url and kind != "sqlite":
+            _drop(url)
+    return Round(
+        variant=variant,
+        requests_per_s=measured["rps"],
+        p50_ms=measured["p50"],
+        p99_ms=measured["p99"],
+        non_2xx=int(measured["bad"]),
+        tasks=tasks,
+    )
+
+
+def table(rounds: list[Round], variants: list[str]) -> str:
+    lines = [
+        "| variant | req/s (median, min-max) | p50 ms | p99 ms | req/s vs FastAPI's | non-2xx |",
+        "|---|---|---|---|---|---|",
+    ]
+    medians: dict[str, float] = {}
+    for v in variants:
+        mine = [r for r in rounds if r.variant == v]
+        medians[v] = statistics.median(r.requests_per_s for r in mine)
+    for v in variants:
+        mine = sorted((r for r in rounds if r.variant == v), key=lambda r: r.requests_per_s)
+        mid = mine[len(mine) // 2]
+        rps = [r.requests_per_s for r in mine]
+        ratio = f"{medians[v] / medians['fastapi']:.2f}x" if "fastapi" in medians else "-"
+        lines.append(
+            f"| {LABELS[v]} | {medians[v]:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
+            f"{mid.p50_ms:.1f} | {mid.p99_ms:.1f} | {ratio} | {sum(r.non_2xx for r in mine)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.web needs wrk: apt-get install wrk")
+    variants = args.variant or ["none", "fastapi", "sqlite", "postgres", "redis"]
+    rounds: list[Round] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(args.rounds):
+            for v in variants:
+                r = one_round(v, Path(tmp), args.seconds, args.connections)
+                rounds.append(r)
+                done = "" if r.tasks is None else f", tasks succeeded {r.tasks[0]:,}/{r.tasks[1]:,}"
+                print(
+                    f"round {n + 1} {v:9} {r.requests_per_s:8,.0f} req/s  p50 {r.p50_ms:6.1f} ms"
+                    f"  p99 {r.p99_ms:6.1f} ms{done}",
+                    flush=True,
+                )
+    print()
+    print(table(rounds, variants))
+
+
+if __name__ == "__main__":
+    main()
