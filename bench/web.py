@@ -80,7 +80,7 @@ def run_wrk(port: int, seconds: float, connections: int, script: Path) -> dict[s
             "wrk",
             "-t2",
             f"-c{connections}",
-            f"-d{seconds}s",
+            f"-d{max(1, round(seconds))}s",
             "--latency",
             "-s",
             str(script),
@@ -91,6 +91,8 @@ def run_wrk(port: int, seconds: float, connections: int, script: Path) -> dict[s
         check=True,
     ).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    if len(latency) != 2:
+        raise SystemExit(f"wrk printed no latency distribution:\n{out}")
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {

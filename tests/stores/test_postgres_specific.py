@@ -401,6 +401,27 @@ async def test_complete_releases_a_next_task_retried_at_the_same_time(
     assert (await pg.get(ids[1])).state is JobState.QUEUED
 
 
+async def test_extending_a_chains_leases_while_its_head_completes_cannot_deadlock(
+    pg: Store, pg_url: str, clock: Clock
+) -> None:
+    # Given a reserved chain whose head runs (its row now lies after the next task's on disk)
+    ids = await pg.enqueue(new_chain(2), now=clock(), reserve_for="w1", lease=60)
+    await pg.acquire("w1", now=clock(), lease=60, limit=1, ids=ids[:1])
+    # And a transaction doing what complete does: lock the head first, then the next task
+    with psycopg.connect(POSTGRES_URL) as completing:
+        completing.execute(
+            sql.SQL("SET search_path TO {}").format(sql.Identifier(_schema(pg_url)))
+        )
+        completing.execute("SELECT 1 FROM afterward_jobs WHERE id = %s FOR UPDATE", [ids[0]])
+        # When the runner renews both leases meanwhile (and waits for the head's lock)
+        extending = asyncio.create_task(pg.extend_leases("w1", ids, now=clock(), lease=60))
+        await _until(lambda: _waiting_for_a_lock(_schema(pg_url)), "extend to wait")
+        # Then the completion can still lock the next task: no deadlock, nobody aborted
+        completing.execute("SELECT 1 FROM afterward_jobs WHERE id = %s FOR UPDATE", [ids[1]])
+        completing.commit()
+    assert await asyncio.wait_for(extending, BOUND) == set(ids)
+
+
 def _waiting_for_a_lock(app: str) -> bool:
     query = (
         "SELECT count(*) FROM pg_stat_activity"

@@ -144,12 +144,22 @@ WITH picked AS (
 SELECT * FROM taken ORDER BY priority DESC, run_at, id COLLATE "C";
 
 -- name: extend_leases
--- Renew the leases (and reservations) a worker still holds.
-UPDATE afterward_jobs SET lease_expires_at = %(expires)s
-WHERE id = ANY(%(ids)s::text[])
-  AND lease_owner = %(worker)s AND lease_expires_at >= %(now)s
-  AND state IN ('running', 'queued', 'scheduled', 'waiting')
-RETURNING id;
+-- Renew the leases (and reservations) a worker still holds. Rows are locked in id order,
+-- the order in which `complete` locks a task and then the next of its chain (ids grow
+-- along a chain): locking them in the order they lie on disk could deadlock with it.
+WITH held AS (
+    SELECT id FROM afterward_jobs
+    WHERE id = ANY(%(ids)s::text[])
+      AND lease_owner = %(worker)s AND lease_expires_at >= %(now)s
+      AND state IN ('running', 'queued', 'scheduled', 'waiting')
+    ORDER BY id COLLATE "C"
+    FOR UPDATE
+)
+UPDATE afterward_jobs AS j SET lease_expires_at = %(expires)s
+FROM held WHERE j.id = held.id
+  AND j.lease_owner = %(worker)s AND j.lease_expires_at >= %(now)s
+  AND j.state IN ('running', 'queued', 'scheduled', 'waiting')
+RETURNING j.id;
 
 -- name: complete
 -- Mark a task succeeded if the worker still holds its current lease, close its attempt and
