@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from afterward.errors import TaskNotFound
@@ -163,3 +165,17 @@ async def test_the_reserving_worker_acquires_by_id(store: Store, clock: Clock) -
     # When the head completes, w1 takes the next task by id while still reserved
     assert await store.complete(ids[0], "w1", 1, now=clock())
     assert (await acquire_one(store, clock, "w1", ids=[ids[1]])).id == ids[1]
+
+
+async def test_a_burst_of_concurrent_calls_larger_than_any_pool_all_succeed(
+    store: Store, clock: Clock
+) -> None:
+    # Given 300 requests committing their chains through one store at the same moment
+    # (more than a store keeps connections: extra calls must wait, never fail)
+    chains = [new_chain(2) for _ in range(300)]
+    # When they all enqueue at once
+    results = await asyncio.gather(*(store.enqueue(c, now=clock()) for c in chains))
+    # Then every chain was stored
+    assert results == [[job.id for job in chain] for chain in chains]
+    counts = await store.counts()
+    assert counts == {("default", JobState.QUEUED): 300, ("default", JobState.WAITING): 300}

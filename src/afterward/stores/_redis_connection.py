@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
@@ -26,6 +26,10 @@ SCHEMA_VERSION = 1
 
 _SCRIPTS = {name: load_script(name) for name in SCRIPT_NAMES}
 _CONNECT_TIMEOUT = 10.0
+_MAX_CONNECTIONS = 32
+"""Connections per pool (``?max_connections=`` in the URL overrides it)."""
+_POOL_WAIT = 30.0
+"""Seconds a call waits for a free connection before failing."""
 
 
 @dataclass
@@ -39,11 +43,15 @@ class Connection:
 
 def _pool(url: str, **options: Any) -> ConnectionPool:
     # No automatic retries: re-sending a script whose answer was lost could apply it twice.
-    return ConnectionPool.from_url(
+    # A blocking pool: a burst of more calls than connections waits for one to come free
+    # (redis-py's plain pool fails them with "Too many connections" instead).
+    return BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
         socket_connect_timeout=_CONNECT_TIMEOUT,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=_POOL_WAIT,
         **options,
     )
 
