@@ -78,6 +78,8 @@ class Runner:
         self._health = StoreHealth()
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+        self._reporting: set[str] = set()
+        """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._retire_when_stuck = retire_when_stuck
         self._retiring = asyncio.Event()
         self.retired: str | None = None
@@ -200,7 +202,14 @@ class Runner:
         delay = _STORE_BACKOFF / 4
         while True:
             try:
-                accepted = await write()
+                self._reporting.add(job.id)
+                try:
+                    accepted = await write()
+                    # Stop renewing before the renewal loop (maybe on another thread) can
+                    # see the lease gone and take this task's own outcome for a loss.
+                    self._held.pop(job.id, None)
+                finally:
+                    self._reporting.discard(job.id)
                 self._health.answered()
                 break
             except Exception as exc:  # the store, or a transient lack of memory or threads
@@ -410,7 +419,7 @@ class Runner:
             self.worker_id, held, now=self._clock(), lease=self._settings.lease
         )
         for job_id in set(held) - kept:
-            if self._held.pop(job_id, None):
+            if job_id not in self._reporting and self._held.pop(job_id, None):
                 log.warning("task %s: lease lost; another worker may run it", job_id)
 
     async def recover(self) -> int:
