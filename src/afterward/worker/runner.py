@@ -418,8 +418,8 @@ class Runner:
         kept = await self._store.extend_leases(
             self.worker_id, held, now=self._clock(), lease=self._settings.lease
         )
-        for job_id in set(held) - kept:
-            if job_id not in self._reporting and self._held.pop(job_id, None):
+        for job_id in set(held) - kept - self._reporting:
+            if self._held.pop(job_id, None):
                 log.warning("task %s: lease lost; another worker may run it", job_id)
 
     async def recover(self) -> int:
