@@ -1,20 +1,24 @@
 """One SQLite connection shared by a store: opening, migrating, transactions, threads.
 
-Statements run under a lock in a worker thread (`asyncio.to_thread`), so no event loop
-waits on disk and the connection can serve any loop. Every write is one
-``BEGIN IMMEDIATE`` transaction, which SQLite serializes across processes.
+Statements run under a lock in a worker thread, so no event loop waits on disk and the
+connection can serve any loop. Writes are *group-committed*: the writes that arrive while
+one transaction is being committed wait, then share the next ``BEGIN IMMEDIATE``
+transaction (each in its own savepoint, so one that raises leaves the others intact) and
+its one fsync. SQLite serializes those transactions across processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..errors import SchemaTooNew, StoreError
 from ._sql import load_migrations, load_schema
@@ -57,6 +61,12 @@ class SQLiteConnection:
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._writes: list[_Write[Any]] = []
+        """Writes waiting for the next group commit (guarded by `_writes_lock`)."""
+        self._writes_lock = threading.Lock()
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        """The one thread that commits; busy while `_committing`."""
+        self._committing = False
 
     @property
     def is_open(self) -> bool:
@@ -66,6 +76,78 @@ class SQLiteConnection:
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with the connection in a worker thread; SQLite errors → StoreError."""
         return await asyncio.to_thread(self._locked, fn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside a write transaction, committed before this returns.
+
+        `fn` must not begin or end transactions itself. It may share its transaction (and
+        fsync) with other writes: if it raises, only its own changes are undone and the
+        exception is raised here; if the commit fails, every write of it fails.
+        """
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._writes_lock:
+            if self._writer is None:
+                raise StoreError(f"the SQLite store {self.path} is not open")
+            self._writes.append(_Write(fn, future))
+            start = not self._committing
+            self._committing = True
+        if start:
+            self._writer.submit(self._commit_waiting)
+        return await asyncio.wrap_future(future)
+
+    def _commit_waiting(self) -> None:
+        """Commit the waiting writes, group by group, until none is left."""
+        while True:
+            with self._writes_lock:
+                group, self._writes = self._writes, []
+                if not group:
+                    self._committing = False
+                    return
+            live = [w for w in group if w.future.set_running_or_notify_cancel()]
+            if live:
+                self._commit_group(live)
+
+    def _commit_group(self, group: list[_Write[Any]]) -> None:
+        outcomes: list[tuple[_Write[Any], Any, BaseException | None]] = []
+        try:
+            with self._lock:
+                if self._conn is None:
+                    raise StoreError(f"the SQLite store {self.path} is not open")
+                conn = self._conn
+                with transaction(conn):
+                    for write in group:
+                        conn.execute("SAVEPOINT afterward_write")
+                        try:
+                            outcomes.append((write, write.fn(conn), None))
+                        except Exception as exc:
+                            conn.execute("ROLLBACK TO afterward_write")
+                            outcomes.append((write, None, exc))
+                        conn.execute("RELEASE afterward_write")
+        except Exception as exc:
+            self._abandon()
+            error = exc
+            if isinstance(exc, sqlite3.Error):
+                error = StoreError(f"SQLite store {self.path}: {exc}")
+                error.__cause__ = exc
+            for write in group:
+                write.future.set_exception(error)
+            return
+        for write, result, raised in outcomes:
+            if raised is None:
+                write.future.set_result(result)
+            elif isinstance(raised, sqlite3.Error):
+                failed = StoreError(f"SQLite store {self.path}: {raised}")
+                failed.__cause__ = raised
+                write.future.set_exception(failed)
+            else:
+                write.future.set_exception(raised)
+
+    def _abandon(self) -> None:
+        """Roll back a transaction a failed COMMIT left open (or a full disk broke)."""
+        with self._lock:
+            if self._conn is not None and self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
 
     def _locked(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
@@ -104,6 +186,10 @@ class SQLiteConnection:
                     raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
                 raise
             self._conn = conn
+            with self._writes_lock:
+                self._writer = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix="afterward-sqlite-writer"
+                )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrations = load_migrations("sqlite")
@@ -125,10 +211,22 @@ class SQLiteConnection:
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
+        with self._writes_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.to_thread(writer.shutdown)  # commits what is already waiting
         conn, self._conn = self._conn, None
         if conn is not None:
             with self._lock:
                 conn.close()
+
+
+@dataclass(frozen=True)
+class _Write(Generic[T]):
+    """One write waiting for a group commit, and where its result goes."""
+
+    fn: Callable[[sqlite3.Connection], T]
+    future: concurrent.futures.Future[T]
 
 
 def _retry_while_busy(step: Callable[[], object], *, within: float = 30.0) -> None:

@@ -18,7 +18,7 @@ from ..errors import TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, check_unique_keys, decide_lost
 from ._rows import attempt_from_row, job_from_row
 from ._sql import load_queries
-from ._sqlite_connection import SQLiteConnection, path_from_url, transaction
+from ._sqlite_connection import SQLiteConnection, path_from_url
 from .base import Counts, JobFilter
 
 __all__ = ["SQLiteStore"]
@@ -67,13 +67,12 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> list[str]:
             ids: list[str] = []
-            with transaction(conn):
-                for job in jobs:
-                    ids.append(self._insert(conn, job, now, reserve_for, now + lease))
+            for job in jobs:
+                ids.append(self._insert(conn, job, now, reserve_for, now + lease))
             self._local_writes += 1
             return ids
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     def _insert(
         self,
@@ -145,19 +144,18 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> list[Job]:
             self._seen = (self._local_writes, self._data_version(conn))
-            with transaction(conn):
-                rows = conn.execute(query, params).fetchall()
-                conn.executemany(
-                    _QUERIES["open_attempt"],
-                    [
-                        {"job_id": r["id"], "number": r["attempts"], "worker": worker, "now": now}
-                        for r in rows
-                    ],
-                )
+            rows = conn.execute(query, params).fetchall()
+            conn.executemany(
+                _QUERIES["open_attempt"],
+                [
+                    {"job_id": r["id"], "number": r["attempts"], "worker": worker, "now": now}
+                    for r in rows
+                ],
+            )
             rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
             return [job_from_row(r) for r in rows]
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     async def extend_leases(
         self, worker: str, ids: Sequence[str], *, now: float, lease: float
@@ -166,35 +164,32 @@ class SQLiteStore:
         params["expires"] = now + lease
 
         def write(conn: sqlite3.Connection) -> set[str]:
-            with transaction(conn):
-                return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
+            return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
         params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
 
         def write(conn: sqlite3.Connection) -> bool:
-            with transaction(conn):
-                row = conn.execute(_QUERIES["complete"], params).fetchone()
-                if row is None:
-                    return False
-                _close_attempt(conn, job_id, attempt, now, "succeeded")
-                if row["next_id"] is not None:
-                    conn.execute(_QUERIES["release_next"], {"id": row["next_id"], "now": now})
-                    self._local_writes += 1
+            row = conn.execute(_QUERIES["complete"], params).fetchone()
+            if row is None:
+                return False
+            _close_attempt(conn, job_id, attempt, now, "succeeded")
+            if row["next_id"] is not None:
+                conn.execute(_QUERIES["release_next"], {"id": row["next_id"], "now": now})
+                self._local_writes += 1
             return True
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
     ) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            with transaction(conn):
-                return self._fail(conn, job_id, worker, attempt, failure, now, live=True)
+            return self._fail(conn, job_id, worker, attempt, failure, now, live=True)
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     def _fail(
         self,
@@ -228,15 +223,14 @@ class SQLiteStore:
         params = {"worker": worker, "ids": json.dumps(list(ids)), "now": now}
 
         def write(conn: sqlite3.Connection) -> int:
-            with transaction(conn):
-                rows = conn.execute(_QUERIES["release_running"], params).fetchall()
-                for r in rows:
-                    _close_attempt(conn, r["id"], r["attempts"], now, "released")
-                conn.execute(_QUERIES["drop_reservations"], params)
+            rows = conn.execute(_QUERIES["release_running"], params).fetchall()
+            for r in rows:
+                _close_attempt(conn, r["id"], r["attempts"], now, "released")
+            conn.execute(_QUERIES["drop_reservations"], params)
             self._local_writes += 1
             return len(rows)
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     async def lease_holders(self) -> list[str]:
         def read(conn: sqlite3.Connection) -> list[str]:
@@ -249,87 +243,84 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> int:
             taken = 0
-            with transaction(conn):
-                conn.execute(_QUERIES["drop_dead_reservations"], params)
-                for row in conn.execute(_QUERIES["lost_leases"], params).fetchall():
-                    job = job_from_row(row)
-                    failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
-                    assert job.lease_owner is not None
-                    taken += self._fail(
-                        conn,
-                        job.id,
-                        job.lease_owner,
-                        job.attempts,
-                        failure,
-                        now,
-                        live=False,
-                        outcome="lost",
-                    )
+            conn.execute(_QUERIES["drop_dead_reservations"], params)
+            for row in conn.execute(_QUERIES["lost_leases"], params).fetchall():
+                job = job_from_row(row)
+                failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
+                assert job.lease_owner is not None
+                taken += self._fail(
+                    conn,
+                    job.id,
+                    job.lease_owner,
+                    job.attempts,
+                    failure,
+                    now,
+                    live=False,
+                    outcome="lost",
+                )
             return taken
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     # -- administration ---------------------------------------------------------------
 
     async def cancel(self, job_id: str, *, now: float) -> list[str]:
         def write(conn: sqlite3.Connection) -> list[str]:
-            with transaction(conn):
-                job = self._get(conn, job_id)
-                check_transition(job.state, "cancel", job_id)
-                cancelled = []
-                current: str | None = job_id
-                from_state = job.state
-                while current is not None:
-                    row = conn.execute(
-                        _QUERIES["set_state"],
-                        {
-                            "id": current,
-                            "from_state": from_state.value,
-                            "to_state": JobState.CANCELLED.value,
-                            "finished_at": now,
-                        },
-                    ).fetchone()
-                    if row is None:
-                        break
-                    cancelled.append(current)
-                    current, from_state = row["next_id"], JobState.WAITING
+            job = self._get(conn, job_id)
+            check_transition(job.state, "cancel", job_id)
+            cancelled = []
+            current: str | None = job_id
+            from_state = job.state
+            while current is not None:
+                row = conn.execute(
+                    _QUERIES["set_state"],
+                    {
+                        "id": current,
+                        "from_state": from_state.value,
+                        "to_state": JobState.CANCELLED.value,
+                        "finished_at": now,
+                    },
+                ).fetchone()
+                if row is None:
+                    break
+                cancelled.append(current)
+                current, from_state = row["next_id"], JobState.WAITING
             return cancelled
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     async def retry(self, job_id: str, *, now: float) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                job = self._get(conn, job_id)
-                check_transition(job.state, "retry", job_id)
-                prev_row = conn.execute(_QUERIES["get_job"], {"id": job.prev_id}).fetchone()
-                # No predecessor, or a purged one (it had finished long ago): runnable.
-                runnable = prev_row is None or prev_row["state"] == JobState.SUCCEEDED
-                budget = int(job.options.get("max_attempts", job.max_attempts))
-                conn.execute(
-                    _QUERIES["requeue"],
+            job = self._get(conn, job_id)
+            check_transition(job.state, "retry", job_id)
+            prev_row = conn.execute(_QUERIES["get_job"], {"id": job.prev_id}).fetchone()
+            # No predecessor, or a purged one (it had finished long ago): runnable.
+            runnable = prev_row is None or prev_row["state"] == JobState.SUCCEEDED
+            budget = int(job.options.get("max_attempts", job.max_attempts))
+            conn.execute(
+                _QUERIES["requeue"],
+                {
+                    "id": job_id,
+                    "now": now,
+                    "budget": budget,
+                    "to_state": (JobState.QUEUED if runnable else JobState.WAITING).value,
+                },
+            )
+            current = job.next_id
+            while current is not None:  # the chain behind it waits again
+                row = conn.execute(
+                    _QUERIES["set_state"],
                     {
-                        "id": job_id,
-                        "now": now,
-                        "budget": budget,
-                        "to_state": (JobState.QUEUED if runnable else JobState.WAITING).value,
+                        "id": current,
+                        "from_state": JobState.CANCELLED.value,
+                        "to_state": JobState.WAITING.value,
+                        "finished_at": None,
                     },
-                )
-                current = job.next_id
-                while current is not None:  # the chain behind it waits again
-                    row = conn.execute(
-                        _QUERIES["set_state"],
-                        {
-                            "id": current,
-                            "from_state": JobState.CANCELLED.value,
-                            "to_state": JobState.WAITING.value,
-                            "finished_at": None,
-                        },
-                    ).fetchone()
-                    current = None if row is None else row["next_id"]
+                ).fetchone()
+                current = None if row is None else row["next_id"]
             self._local_writes += 1
 
-        await self._db.call(write)
+        await self._db.write(write)
 
     def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
         row = conn.execute(_QUERIES["get_job"], {"id": job_id}).fetchone()
@@ -369,11 +360,10 @@ class SQLiteStore:
         params["before"] = finished_before  # type: ignore[assignment]
 
         def write(conn: sqlite3.Connection) -> int:
-            with transaction(conn):
-                conn.execute(_QUERIES["purge_attempts"], params)
-                return conn.execute(_QUERIES["purge_jobs"], params).rowcount
+            conn.execute(_QUERIES["purge_attempts"], params)
+            return conn.execute(_QUERIES["purge_jobs"], params).rowcount
 
-        return await self._db.call(write)
+        return await self._db.write(write)
 
     # -- waking -----------------------------------------------------------------------
 
