@@ -24,11 +24,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
+
+from .stores import drop, fresh_url
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -58,15 +59,6 @@ class Round:
     non_2xx: int
     tasks: tuple[int, int] | None
     """afterward: (succeeded, stored) a second after the round; all stored must succeed."""
-
-
-def store_url(kind: str, tmp: Path) -> str:
-    suffix = uuid.uuid4().hex[:8]
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / f'web-{suffix}.db'}"
-    if kind == "postgres":
-        return f"postgresql://127.0.0.1:5432/test?schema=aw_web_{suffix}"
-    return f"redis://127.0.0.1:6379/0?prefix=aw_web_{suffix}"
 
 
 def _ms(text: str) -> float:
@@ -139,16 +131,9 @@ async def _tally(url: str) -> tuple[int, int]:
         await afterward.aclose()
 
 
-def _drop(url: str) -> None:
-    sys.path.insert(0, str(ROOT))
-    from faults.harness import drop_store
-
-    drop_store(url)
-
-
 def one_round(variant: str, tmp: Path, seconds: float, connections: int) -> Round:
     target, kind = VARIANTS[variant]
-    url = store_url(kind, tmp) if kind else None
+    url = fresh_url(kind, tmp) if kind else None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if url:
         env["AFTERWARD_URL"] = url
@@ -181,8 +166,8 @@ def one_round(variant: str, tmp: Path, seconds: float, connections: int) -> Roun
     finally:
         proc.terminate()
         proc.wait(30)
-        if url and kind != "sqlite":
-            _drop(url)
+        if url:
+            drop(url)
     return Round(
         variant=variant,
         requests_per_s=measured["rps"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import inspect
 import secrets
 import sys
 import threading
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .config import Execution, Settings
-from .errors import ConfigurationError, FunctionNotImportable
+from .errors import ConfigurationError, FunctionNotImportable, TaskRefused
 from .jobs import Job, NewJob
 from .retry import RetryPolicy
 from .serialization import encode_call
@@ -35,6 +36,23 @@ _STATE_ATTRIBUTE = "afterward"
 def new_task_id() -> str:
     """A 32-hex-digit id that sorts by creation time."""
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+
+
+def _check_arguments(
+    func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Refuse, inside the request, a call that could only ever fail in a worker."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to check against (some builtins)
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TaskRefused(
+            f"{name}{signature} cannot be called with these arguments ({exc}): "
+            "pass what the function's parameters ask for"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -194,6 +212,7 @@ class Afterward:
                 f"{name} is defined in a script run as __main__, which a worker cannot "
                 "import: move the function into a module of your application"
             )
+        _check_arguments(func, name, args, kwargs)
         options = options_of(func)
         retry = self.settings.retry.to_json()
         stored = {k: options.get(k, v) for k, v in retry.items()}
@@ -234,6 +253,30 @@ class Afterward:
         if self.runs_in_app:
             self._ensure_embedded()
         return task_id
+
+    async def enqueue_many(
+        self, func: Callable[..., Any], calls: Iterable[Sequence[Any] | Mapping[str, Any]]
+    ) -> list[str]:
+        """Store one task of `func` per item of `calls`, all in one transaction (bulk).
+
+        An item is the task's positional arguments (a tuple or list) or its keyword
+        arguments (a mapping). The tasks are independent, not a chain. Returns their ids::
+
+            await afterward.enqueue_many(send_reminder, [(user.id,) for user in users])
+        """
+        tasks = [
+            self.prepare(func, (), dict(c))
+            if isinstance(c, Mapping)
+            else self.prepare(func, tuple(c), {})
+            for c in calls
+        ]
+        if not tasks:
+            return []
+        await self.open()
+        ids = await self.store.enqueue([self._new_job(t) for t in tasks], now=time.time())
+        if self.runs_in_app:
+            self._ensure_embedded()
+        return ids
 
     async def enqueue_in(
         self, transaction: Any, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs

@@ -98,6 +98,11 @@ def misbehaving() -> FastAPI:
         background_tasks.add_task(record, object())  # type: ignore[arg-type]
         return {"status": "unreachable"}
 
+    @app.post("/wrong-arguments")
+    def wrong_arguments(background_tasks: BackgroundTasks) -> dict[str, str]:
+        background_tasks.add_task(write_log, "x", colour="blue")  # type: ignore[call-arg]
+        return {"status": "unreachable"}
+
     return app
 
 

@@ -178,3 +178,16 @@ def test_workers_mode_refuses_functions_of_a_main_script(workdir: Path) -> None:
             afterward.prepare(scripted, (), {})
     finally:
         del sys.modules["__main__"].scripted  # type: ignore[attr-defined]
+
+
+
+def test_arguments_that_do_not_fit_the_function_are_refused_inside_the_request(
+    make_client: MakeClient,
+) -> None:
+    # Given an endpoint passing a keyword its task function does not take
+    client = make_client(apps.misbehaving())
+    # When it is called, Then the refusal names the function and the argument, inside the
+    # request (not as a task failing later in a worker), and nothing is stored
+    with pytest.raises(TaskRefused, match=r"write_log.*colour"):
+        client.post("/wrong-arguments")
+    assert stored(client.app) == []
