@@ -1,0 +1,264 @@
+"""afterward beside its peers: one harness, the same machine, servers and workload, one run.
+
+    .venv/bin/python -m bench.compare [--rounds 3] [--quick] [--only afterward --only arq ...]
+                                      [--workload throughput ...] [--out docs/benchmarks.md]
+
+Installs each peer, pinned, into its own virtualenv under ``.bench/venvs/`` (once), starts
+nothing but uses the local PostgreSQL and Redis, and runs every workload for afterward (each
+store) and each peer, the rounds interleaved (every system once per round), so a slow moment
+of the machine hits all of them. Writes the tables (median round, min-max) to
+``docs/benchmarks.md``, the raw figures to ``docs/benchmarks.json`` and the plots as PNG
+beside them. Each run is `bench/peers/driver.py` in the system's own virtualenv; every task
+is a no-op that appends one line to a ledger file (the same cost for everyone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENVS = ROOT / ".bench" / "venvs"
+DRIVER = ROOT / "bench" / "peers" / "driver.py"
+REDIS = "redis://127.0.0.1:6379/9"
+"""Peers get Redis database 9 (flushed before every run); afterward a prefix in it."""
+POSTGRES = "postgresql://127.0.0.1:5432"
+
+
+@dataclass(frozen=True)
+class System:
+    """A task queue under test: how to install it and on which stores it runs."""
+
+    name: str
+    requirements: tuple[str, ...]
+    stores: tuple[str, ...]
+    settings: str
+    """What differs from the peer's defaults, stated in the report."""
+
+
+SYSTEMS = (
+    System("afterward", (), ("sqlite", "postgres", "redis"), "defaults; concurrency 8"),
+    System("arq", ("arq==0.28.0", "hiredis"), ("redis",), "defaults (max_jobs 10)"),
+    System("saq", ("saq[hiredis]==0.26.4", "typing_extensions"), ("redis",), "concurrency 10"),
+    System("huey", ("huey==3.5.4", "redis", "hiredis"), ("redis", "sqlite"), "8 threads"),
+    System("dramatiq", ("dramatiq[redis]==2.2.1", "hiredis"), ("redis",), "8 threads per process"),
+    System("taskiq", ("taskiq==0.13.0", "taskiq-redis==1.2.4"), ("redis",), "ListQueueBroker"),
+    System(
+        "celery",
+        ("celery[redis]==5.7.0", "hiredis"),
+        ("redis",),
+        "prefork pool, acks_late, prefetch 4",
+    ),
+    System("rq", ("rq==3.0.0", "hiredis"), ("redis",), "default worker (forks per job)"),
+    System(
+        "procrastinate",
+        ("procrastinate==3.10.0", "psycopg[binary]"),
+        ("postgres",),
+        "concurrency 10",
+    ),
+    System("pgqueuer", ("pgqueuer==1.6.0", "asyncpg"), ("postgres",), "defaults (batch 10)"),
+)
+
+FULL = {"enqueue_one": 2000, "enqueue_bulk": 20_000, "throughput": 20_000, "latency": 200}
+QUICK = {"enqueue_one": 300, "enqueue_bulk": 2000, "throughput": 2000, "latency": 50}
+WORKLOADS = ("enqueue_one", "enqueue_bulk", "throughput_1", "throughput_2", "latency", "web")
+WEB_VARIANTS = ("none", "fastapi", "sqlite", "postgres", "redis")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One workload's figures for one system on one store, in one round."""
+
+    system: str
+    store: str
+    workload: str
+    round: int
+    figures: dict[str, float]
+
+
+def python_of(system: System) -> Path:
+    """The system's virtualenv Python, created and installed on first use."""
+    if system.name == "afterward":
+        return Path(sys.executable)
+    venv = VENVS / system.name
+    python = venv / "bin" / "python"
+    marker = venv / "installed.txt"
+    wanted = "\n".join(system.requirements)
+    if not python.exists() or not marker.exists() or marker.read_text() != wanted:
+        print(f"installing {system.name} into {venv} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *system.requirements], check=True
+        )
+        marker.write_text(wanted)
+    return python
+
+
+def versions(system: System) -> str:
+    """The installed version of the system itself."""
+    package = "afterward" if system.name == "afterward" else system.requirements[0]
+    name = package.split("[")[0].split("=")[0]
+    out = subprocess.run(
+        [str(python_of(system)), "-m", "pip", "show", name], capture_output=True, text=True
+    ).stdout
+    return next((line.split()[1] for line in out.splitlines() if line.startswith("Version:")), "?")
+
+
+class Stores:
+    """Fresh stores per run: a SQLite file, a new PostgreSQL database, a flushed Redis db."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.databases: list[str] = []
+
+    def url(self, system: str, store: str) -> str:
+        name = f"aw_cmp_{uuid.uuid4().hex[:8]}"
+        if store == "sqlite":
+            return f"sqlite:///{self.tmp / name}.db"
+        if store == "redis":
+            subprocess.run(["redis-cli", "-n", "9", "flushdb"], check=True, capture_output=True)
+            return f"{REDIS}?prefix={name}" if system == "afterward" else REDIS
+        _psql(f"CREATE DATABASE {name}")
+        self.databases.append(name)
+        return f"{POSTGRES}/{name}"
+
+    def drop(self) -> None:
+        for name in self.databases:
+            _psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.databases.clear()
+        subprocess.run(["redis-cli", "-n", "9", "flushdb"], check=False, capture_output=True)
+
+
+def _psql(statement: str) -> None:
+    subprocess.run(
+        ["psql", "-q", "-h", "127.0.0.1", "-d", "postgres", "-c", statement],
+        check=True,
+        capture_output=True,
+    )
+
+
+def run_one(
+    system: System, store: str, workload: str, sizes: dict[str, int], stores: Stores
+) -> dict[str, float] | str:
+    """The figures of one run, or why it failed."""
+    kind, _, processes = workload.partition("_")
+    if kind == "throughput":
+        name, procs = "throughput", processes
+    elif workload.startswith("enqueue"):
+        name, procs = workload, "1"
+    else:
+        name, procs = workload, "1"
+    url = stores.url(system.name, store)
+    with tempfile.NamedTemporaryFile(dir=stores.tmp, suffix=".ledger", delete=False) as f:
+        ledger = f.name
+    command = [
+        str(python_of(system)),
+        str(DRIVER),
+        system.name,
+        name,
+        "--url",
+        url,
+        "--ledger",
+        ledger,
+        "--n",
+        str(sizes[name]),
+        "--processes",
+        procs,
+        "--budget",
+        "30",
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return "timed out"
+    finally:
+        stores.drop()
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:200]
+    figures: dict[str, float] = json.loads(lines[-1])
+    return figures
+
+
+def web_round(n: int, tmp: Path, seconds: float, failures: dict[str, str]) -> list[Run]:
+    """The lesson's endpoint under uvicorn + wrk, once per variant (see `bench.web`)."""
+    from . import web
+
+    runs = []
+    for variant in WEB_VARIANTS:
+        try:
+            r = web.one_round(variant, tmp, seconds, 32)
+        except (SystemExit, subprocess.CalledProcessError) as exc:
+            failures[f"web/{variant}"] = str(exc)[:200]
+            continue
+        figures = {"rps": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}
+        if r.tasks is not None:
+            figures["tasks_done_share"] = r.tasks[0] / max(1, r.tasks[1])
+        runs.append(Run("web", variant, "web", n, figures))
+        print(f"round {n} web/{variant}: {r.requests_per_s:,.0f} req/s, p99 {r.p99_ms:.1f} ms")
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--only", action="append", help="systems to run (default: all)")
+    parser.add_argument("--workload", action="append", choices=WORKLOADS)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    systems = [s for s in SYSTEMS if not args.only or s.name in args.only]
+    workloads = args.workload or list(WORKLOADS)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    runs: list[Run] = []
+    failures: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = Stores(Path(tmp))
+        for n in range(1, args.rounds + 1):
+            for workload in workloads:
+                if workload == "web":
+                    runs += web_round(n, Path(tmp), 5.0 if args.quick else 10.0, failures)
+                    continue
+                for system in systems:
+                    for store in system.stores:
+                        outcome = run_one(system, store, workload, sizes, stores)
+                        key = f"{system.name}/{store}/{workload}"
+                        if isinstance(outcome, str):
+                            failures[key] = outcome
+                            print(f"round {n} {key}: FAILED {outcome}", flush=True)
+                            continue
+                        runs.append(Run(system.name, store, workload, n, outcome))
+                        shown = ", ".join(f"{k} {v:,.1f}" for k, v in outcome.items())
+                        print(f"round {n} {key}: {shown}", flush=True)
+    meta = {
+        "date": started,
+        "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores)",
+        "python": platform.python_version(),
+        "command": "python -m bench.compare " + " ".join(sys.argv[1:]),
+        "sizes": sizes,
+        "versions": {s.name: versions(s) for s in systems},
+        "settings": {s.name: s.settings for s in systems},
+        "failures": failures,
+    }
+    data = {"meta": meta, "runs": [asdict(r) for r in runs]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    from .report import write_report
+
+    write_report(data, args.out, plots=not args.no_plots)
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()

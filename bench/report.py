@@ -1,0 +1,229 @@
+"""docs/benchmarks.md from the figures `bench.compare` measured: tables, the targets of the
+performance issue checked against them, and PNG plots (drawn by `bench/plots.py` in a
+virtualenv of its own, so matplotlib is never a dependency of afterward)."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PLOT_VENV = ROOT / ".bench" / "venvs" / "plot"
+STORE_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "redis": "Redis"}
+Key = tuple[str, str, str]
+
+
+def _values(data: dict[str, Any], figure: str) -> dict[Key, list[float]]:
+    out: dict[Key, list[float]] = {}
+    for r in data["runs"]:
+        if figure in r["figures"]:
+            key = (r["system"], r["store"], r["workload"])
+            out.setdefault(key, []).append(r["figures"][figure])
+    return out
+
+
+def _cell(values: list[float] | None, digits: int = 0) -> str:
+    if not values:
+        return "-"
+    mid = statistics.median(values)
+    if len(values) == 1:
+        return f"{mid:,.{digits}f}"
+    return f"{mid:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def _median(table: dict[Key, list[float]], key: Key) -> float | None:
+    values = table.get(key)
+    return statistics.median(values) if values else None
+
+
+def store_tables(data: dict[str, Any]) -> list[str]:
+    """One table per kind of store: every system's figures on it."""
+    rate = _values(data, "rate")
+    p50, p99 = _values(data, "p50_ms"), _values(data, "p99_ms")
+    lines: list[str] = []
+    for store, title in STORE_NAMES.items():
+        systems = sorted(
+            {s for s, st, _ in rate if st == store} | {s for s, st, _ in p50 if st == store}
+        )
+        if not systems:
+            continue
+        lines += [
+            f"### {title}",
+            "",
+            "| system | tasks/s, 1 worker process | tasks/s, 2 processes "
+            "| enqueue/s, one at a time | enqueue/s, bulk | enqueue→start p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        systems.sort(key=lambda s: (s != "afterward", s))
+        for s in systems:
+            lines.append(
+                f"| {'**afterward**' if s == 'afterward' else s} "
+                f"| {_cell(rate.get((s, store, 'throughput_1')))} "
+                f"| {_cell(rate.get((s, store, 'throughput_2')))} "
+                f"| {_cell(rate.get((s, store, 'enqueue_one')))} "
+                f"| {_cell(rate.get((s, store, 'enqueue_bulk')))} "
+                f"| {_cell(p50.get((s, store, 'latency')), 1)} "
+                f"| {_cell(p99.get((s, store, 'latency')), 1)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _fastest_peer(
+    table: dict[Key, list[float]], store: str, workload: str
+) -> tuple[str, float] | None:
+    best: tuple[str, float] | None = None
+    for (s, st, w), values in table.items():
+        if s != "afterward" and st == store and w == workload:
+            mid = statistics.median(values)
+            if best is None or mid > best[1]:
+                best = (s, mid)
+    return best
+
+
+def targets(data: dict[str, Any]) -> list[str]:
+    """Each target of the performance issue: met or not, by how much."""
+    rate = _values(data, "rate")
+    p50, p99 = _values(data, "p50_ms"), _values(data, "p99_ms")
+    rows: list[str] = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(target: str, measured: str, ok: bool | None) -> None:
+        rows.append(f"| {target} | {measured} | {'yes' if ok else 'no' if ok is False else '-'} |")
+
+    versus_peers = (
+        ("throughput_1", "tasks/s, 1 worker process"),
+        ("enqueue_one", "enqueue/s one at a time"),
+        ("enqueue_bulk", "enqueue/s bulk"),
+    )
+    for store, title in STORE_NAMES.items():
+        for workload, label in versus_peers:
+            ours = _median(rate, ("afterward", store, workload))
+            peer = _fastest_peer(rate, store, workload)
+            if ours is not None and peer is not None:
+                ratio = ours / peer[1]
+                row(
+                    f"{label}, {title}: ≥ 2x the fastest peer",
+                    f"{ours:,.0f} vs {peer[0]} {peer[1]:,.0f}: {ratio:.2f}x",
+                    ratio >= 2,
+                )
+        one = _median(rate, ("afterward", store, "throughput_1"))
+        two = _median(rate, ("afterward", store, "throughput_2"))
+        if one and two:
+            row(f"2 processes ≥ 1.8x one, {title}", f"{two / one:.2f}x", two / one >= 1.8)
+        lat50 = _median(p50, ("afterward", store, "latency"))
+        lat99 = _median(p99, ("afterward", store, "latency"))
+        if lat50 is not None and lat99 is not None:
+            limit50, limit99 = (3.0, 10.0) if store == "sqlite" else (1.0, 3.0)
+            row(
+                f"enqueue→start, idle worker, {title}: p50 ≤ {limit50:g} ms, p99 ≤ {limit99:g} ms",
+                f"p50 {lat50:.1f} ms, p99 {lat99:.1f} ms",
+                lat50 <= limit50 and lat99 <= limit99,
+            )
+    web = _values(data, "rps")
+    fastapi = _median(web, ("web", "fastapi", "web"))
+    ours = _median(web, ("web", "sqlite", "web"))
+    if fastapi and ours:
+        web99 = _values(data, "p99_ms")
+        theirs99 = _median(web99, ("web", "fastapi", "web")) or 0
+        ours99 = _median(web99, ("web", "sqlite", "web")) or 0
+        row(
+            "the lesson's /tasks on SQLite: req/s ≥ FastAPI BackgroundTasks', p99 below it",
+            f"{ours:,.0f} vs {fastapi:,.0f} req/s ({ours / fastapi:.2f}x); "
+            f"p99 {ours99:.0f} vs {theirs99:.0f} ms",
+            ours >= fastapi and ours99 < theirs99,
+        )
+    return rows
+
+
+def web_table(data: dict[str, Any]) -> list[str]:
+    """The lesson's endpoint under uvicorn + wrk, 32 connections."""
+    rps, p50, p99 = _values(data, "rps"), _values(data, "p50_ms"), _values(data, "p99_ms")
+    labels = {
+        "none": "endpoint without tasks",
+        "fastapi": "FastAPI BackgroundTasks (in memory, lost on a crash)",
+        "sqlite": "afterward, SQLite (synchronous=FULL)",
+        "postgres": "afterward, PostgreSQL",
+        "redis": "afterward, Redis",
+    }
+    lines = ["| variant | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+    for variant, label in labels.items():
+        key = ("web", variant, "web")
+        if key in rps:
+            lines.append(
+                f"| {label} | {_cell(rps[key])} | {_cell(p50.get(key), 1)} "
+                f"| {_cell(p99.get(key), 1)} |"
+            )
+    return lines
+
+
+def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None:
+    """Write `out` (markdown) and, with `plots`, its PNG plots beside it."""
+    meta = data["meta"]
+    drawn = draw_plots(out.with_suffix(".json"), out.parent) if plots else []
+    lines = [
+        "# Benchmarks: afterward beside its peers",
+        "",
+        f"Measured {meta['date']} on {meta['machine']}, Python {meta['python']}, local "
+        "PostgreSQL 15 and Redis 7 on loopback, by one command:",
+        "",
+        f"    {meta['command']}",
+        "",
+        "Every system ran the same no-op task (it appends one line to a ledger file), on the "
+        "same servers, rounds interleaved; cells show the median round and the min-max. "
+        f"Sizes: {meta['sizes']}. Throughput is timed from the first task finished to the "
+        "last (worker start-up left out); a slow system is timed on what it ran in 30 s.",
+        "",
+        "## Targets",
+        "",
+        *targets(data),
+        "",
+        "## Results by store",
+        "",
+        *store_tables(data),
+    ]
+    if any(r["system"] == "web" for r in data["runs"]):
+        lines += [
+            "## The lesson's `/tasks` endpoint (one sync + one async task), uvicorn, 32 "
+            "connections (`wrk`)",
+            "",
+            *web_table(data),
+            "",
+        ]
+    if drawn:
+        lines += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in drawn], ""]
+    lines += [
+        "## Versions and settings",
+        "",
+        "| system | version | settings |",
+        "|---|---|---|",
+        *[
+            f"| {name} | {version} | {meta['settings'].get(name, '')} |"
+            for name, version in meta["versions"].items()
+        ],
+        "",
+    ]
+    if meta["failures"]:
+        lines += ["## Runs that failed", ""]
+        lines += [f"- `{key}`: {why}" for key, why in meta["failures"].items()]
+        lines.append("")
+    out.write_text("\n".join(lines))
+
+
+def draw_plots(figures: Path, folder: Path) -> list[Path]:
+    """PNG plots, drawn by bench/plots.py with matplotlib in its own virtualenv."""
+    python = PLOT_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PLOT_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "matplotlib"], check=True)
+    done = subprocess.run(
+        [str(python), str(ROOT / "bench" / "plots.py"), str(figures), str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        print(f"plots failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
+        return []
+    return [Path(line) for line in done.stdout.split()]

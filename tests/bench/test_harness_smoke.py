@@ -1,0 +1,48 @@
+"""The benchmark harness works (a smoke test: it checks the harness, never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
+    tmp_path: Path,
+) -> None:
+    # Given the harness, asked for afterward only, tiny sizes, one round, no plots
+    out = tmp_path / "benchmarks.md"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.compare",
+        "--quick",
+        "--rounds",
+        "1",
+        "--only",
+        "afterward",
+        "--no-plots",
+        "--out",
+        str(out),
+        *["--workload", "enqueue_one", "--workload", "enqueue_bulk", "--workload", "throughput_1", "--workload", "latency"],
+    ]
+    # When it runs
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # Then every workload ran on every store, and the report and raw figures were written
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads(out.with_suffix(".json").read_text())
+    ran = {(r["store"], r["workload"]) for r in data["runs"]}
+    workloads = {"enqueue_one", "enqueue_bulk", "throughput_1", "latency"}
+    assert ran == {(s, w) for s in ("sqlite", "postgres", "redis") for w in workloads}
+    assert data["meta"]["failures"] == {}
+    report = out.read_text()
+    assert "## Targets" in report and "### PostgreSQL" in report
+    throughput = [r for r in data["runs"] if r["workload"] == "throughput_1"]
+    assert all(r["figures"]["ran"] == 2000 and r["figures"]["rate"] > 0 for r in throughput)
