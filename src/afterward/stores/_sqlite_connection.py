@@ -61,6 +61,10 @@ class SQLiteConnection:
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._watcher: sqlite3.Connection | None = None
+        """A second connection that never writes: its data version moves on every commit
+        to the file, this process's own included."""
+        self._watcher_lock = threading.Lock()
         self._writes: list[_Write[Any]] = []
         """Writes waiting for the next group commit (guarded by `_writes_lock`)."""
         self._writes_lock = threading.Lock()
@@ -142,6 +146,19 @@ class SQLiteConnection:
             else:
                 write.future.set_exception(raised)
 
+    def data_version(self) -> int:
+        """A number that changes whenever anyone commits to the file (-1 when closed).
+
+        Cheap (no disk I/O) and safe from any thread, so it may be polled on a loop.
+        """
+        with self._watcher_lock:
+            if self._watcher is None:
+                return -1
+            try:
+                return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
     def _abandon(self) -> None:
         """Roll back a transaction a failed COMMIT left open (or a full disk broke)."""
         with self._lock:
@@ -186,6 +203,9 @@ class SQLiteConnection:
                     raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
                 raise
             self._conn = conn
+            self._watcher = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             with self._writes_lock:
                 self._writer = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="afterward-sqlite-writer"
@@ -219,6 +239,10 @@ class SQLiteConnection:
         if conn is not None:
             with self._lock:
                 conn.close()
+        with self._watcher_lock:
+            watcher, self._watcher = self._watcher, None
+            if watcher is not None:
+                watcher.close()
 
 
 @dataclass(frozen=True)
