@@ -27,6 +27,32 @@ async def test_complete_succeeds_and_queues_the_next_task(store: Store, clock: C
     assert (await store.get(ids[2])).state is JobState.WAITING
 
 
+async def test_complete_many_completes_each_held_task_and_leaves_out_the_rest(
+    store: Store, clock: Clock
+) -> None:
+    # Given w1 running a chain's head and two single tasks, and w2 running one more
+    chain = await store.enqueue(new_chain(2), now=clock())
+    singles = await store.enqueue([new_job(), new_job(), new_job()], now=clock())
+    mine = await store.acquire("w1", now=clock(), lease=LEASE, limit=3)
+    theirs = await acquire_one(store, clock, "w2")
+    assert {j.id for j in mine} | {theirs.id} == {chain[0], *singles}
+    # When w1 reports its three, one with a wrong attempt number, plus w2's task
+    wrong = next(j for j in mine if j.id != chain[0])
+    reported = [(j.id, 2 if j is wrong else 1) for j in mine] + [(theirs.id, 1)]
+    clock.advance(1)
+    done = await store.complete_many("w1", reported, now=clock())
+    # Then exactly w1's correctly reported tasks succeeded, and the chain moved on
+    expected = {j.id for j in mine} - {wrong.id}
+    assert done == expected
+    for job_id in expected:
+        assert (await store.get(job_id)).state is JobState.SUCCEEDED
+    assert (await store.get(wrong.id)).state is JobState.RUNNING
+    assert (await store.get(theirs.id)).state is JobState.RUNNING
+    assert (await store.get(chain[1])).state is JobState.QUEUED
+    # And an empty report changes nothing
+    assert await store.complete_many("w1", [], now=clock()) == set()
+
+
 async def test_fail_with_retry_at_schedules_the_task(store: Store, clock: Clock) -> None:
     # Given a running task
     job_id = await enqueue_one(store, clock)

@@ -113,6 +113,16 @@ class Store(Protocol):
         """Mark the task `succeeded` and release the next task of its chain (fenced)."""
         ...
 
+    async def complete_many(
+        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+    ) -> set[str]:
+        """`complete` for many tasks of `worker` (id, attempt number) in one transaction.
+
+        Each task is fenced on its own: returns the ids completed, and one whose lease was
+        lost is simply left out (the others still complete).
+        """
+        ...
+
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
     ) -> bool:

@@ -305,12 +305,27 @@ class PostgresStore:
         params = {"worker": worker, "ids": list(ids), "now": now, "expires": now + lease}
         return {r["id"] for r in await self._all("extend_leases", params)}
 
-    @_on_loop
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        """One statement: succeed, close the attempt, release the next task."""
-        params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
-        row = await self._one("complete", {**params, "channel": self._target.channel})
-        return self._changed(row)
+        """`complete_many` of one task."""
+        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
+
+    @_on_loop
+    async def complete_many(
+        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+    ) -> set[str]:
+        """One statement: succeed, close the attempts, release the next tasks."""
+        if not attempts:
+            return set()
+        params = {
+            "ids": [job_id for job_id, _ in attempts],
+            "attempts": [int(attempt) for _, attempt in attempts],
+            "worker": worker,
+            "now": now,
+            "channel": self._target.channel,
+        }
+        rows = await self._all("complete", params)
+        self._woke(any(r["woken"] for r in rows))
+        return {r["id"] for r in rows}
 
     @_on_loop
     async def fail(

@@ -225,8 +225,17 @@ class RedisStore:
 
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
         """Mark the task succeeded and release the next of its chain (fenced)."""
-        args = [stamp(now), job_id, worker, str(int(attempt))]
-        return bool(await self._call(self._script("complete", *args)))
+        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
+
+    async def complete_many(
+        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+    ) -> set[str]:
+        """`complete` for many tasks in one script run; returns the ids completed."""
+        if not attempts:
+            return set()
+        pairs = [str(v) for job_id, attempt in attempts for v in (job_id, int(attempt))]
+        done = await self._call(self._script("complete", stamp(now), worker, *pairs))
+        return {str(i) for i in done}
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float

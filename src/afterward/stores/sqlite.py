@@ -170,18 +170,25 @@ class SQLiteStore:
         return await self._db.write(write)
 
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
+        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
 
-        def write(conn: sqlite3.Connection) -> bool:
-            row = conn.execute(_QUERIES["complete"], params).fetchone()
-            if row is None:
-                return False
-            _close_attempt(conn, job_id, attempt, now, "succeeded")
-            if row["next_id"] is not None:
-                conn.execute(_QUERIES["release_next"], {"id": row["next_id"], "now": now})
-            return True
+    async def complete_many(
+        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+    ) -> set[str]:
+        def write(conn: sqlite3.Connection) -> set[str]:
+            done = set()
+            for job_id, attempt in attempts:
+                params = {"id": job_id, "worker": worker, "attempt": attempt, "now": now}
+                row = conn.execute(_QUERIES["complete"], params).fetchone()
+                if row is None:
+                    continue
+                _close_attempt(conn, job_id, attempt, now, "succeeded")
+                if row["next_id"] is not None:
+                    conn.execute(_QUERIES["release_next"], {"id": row["next_id"], "now": now})
+                done.add(job_id)
+            return done
 
-        return await self._db.write(write)
+        return await self._db.write(write) if attempts else set()
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float

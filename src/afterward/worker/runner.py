@@ -23,6 +23,7 @@ import inspect
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -35,6 +36,7 @@ from ..serialization import decode_call
 from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
 from .clock import StoreClock
+from .completions import Completions
 from .executor import Executor
 from .health import StoreHealth
 from .identity import dead_local_workers
@@ -78,6 +80,8 @@ class Runner:
         self._health = StoreHealth()
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+        self._completions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Completions]
+        self._completions = weakref.WeakKeyDictionary()
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._retire_when_stuck = retire_when_stuck
@@ -143,10 +147,17 @@ class Runner:
             job.function,
             (time.perf_counter() - started) * 1000,
         )
-        return await self._report(
-            lambda: self._store.complete(job.id, self.worker_id, job.attempts, now=self._clock()),
-            job,
-        )
+        completions = self._completions_here()
+        return await self._report(lambda: completions.complete(job.id, job.attempts), job)
+
+    def _completions_here(self) -> Completions:
+        """This event loop's batch of successes (a web process's runner serves two loops)."""
+        loop = asyncio.get_running_loop()
+        found = self._completions.get(loop)
+        if found is None:
+            found = Completions(self._store, self.worker_id, self._clock)
+            found = self._completions.setdefault(loop, found)
+        return found
 
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or

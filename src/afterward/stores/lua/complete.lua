@@ -1,13 +1,18 @@
--- complete: mark a running task succeeded and release the next task of its chain (fenced:
--- the worker must hold the attempt's unexpired lease).
--- ARGV: prefix, now, id, worker, attempt. Returns 1, or 0 when refused.
-local now_s, id, worker, attempt = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- complete: mark running tasks succeeded and release the next task of each one's chain
+-- (fenced: the worker must hold the attempt's unexpired lease, checked task by task).
+-- ARGV: prefix, now, worker, then an id and an attempt number per task.
+-- Returns the ids completed (a refused one is left out).
+local now_s, worker = ARGV[2], ARGV[3]
 local now = tonumber(now_s)
-local j = load(id)
-if not held(j, worker, attempt, now, 'live') then
-  return 0
+local done = {}
+for i = 4, #ARGV - 1, 2 do
+  local id, attempt = ARGV[i], ARGV[i + 1]
+  local j = load(id)
+  if held(j, worker, attempt, now, 'live') then
+    save(j, unleased({state = 'succeeded', finished_at = now_s}))
+    close_attempt(id, attempt, now_s, 'succeeded')
+    release_waiting(j.next_id, now)
+    done[#done + 1] = id
+  end
 end
-save(j, unleased({state = 'succeeded', finished_at = now_s}))
-close_attempt(id, attempt, now_s, 'succeeded')
-release_waiting(j.next_id, now)
-return 1
+return done

@@ -162,18 +162,27 @@ FROM held WHERE j.id = held.id
 RETURNING j.id;
 
 -- name: complete
--- Mark a task succeeded if the worker still holds its current lease, close its attempt and
--- let the next task of its chain run. Returns a row only if the task was completed.
--- `released` filters on the id alone and decides in SET: a `retry` of the next task that
--- commits while this statement waits for its lock is then seen (the re-checked newer row
--- version is used), where `WHERE state = 'waiting'` would test this statement's older
--- snapshot and leave the task waiting for ever.
-WITH done AS (
-    UPDATE afterward_jobs
+-- Mark tasks succeeded where the worker still holds their current lease (%(ids)s with their
+-- %(attempts)s), close their attempts and let the next task of each chain run. Returns a
+-- row per task completed. The tasks are locked in id order first, the order `extend_leases`
+-- locks in, so the two cannot deadlock. `released` filters on the id alone and decides in
+-- SET: a `retry` of the next task that commits while this statement waits for its lock is
+-- then seen (the re-checked newer row version is used), where `WHERE state = 'waiting'`
+-- would test this statement's older snapshot and leave the task waiting for ever.
+WITH wanted AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(attempts)s::int[]) AS w(id, attempt)
+), locked AS (
+    SELECT j.id FROM afterward_jobs AS j JOIN wanted USING (id)
+    ORDER BY j.id COLLATE "C"
+    FOR UPDATE OF j
+), done AS (
+    UPDATE afterward_jobs AS j
     SET state = 'succeeded', finished_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL
-    WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s
-      AND attempts = %(attempt)s AND lease_expires_at >= %(now)s
-    RETURNING id, attempts, next_id
+    FROM wanted, locked
+    WHERE j.id = wanted.id AND j.id = locked.id AND j.state = 'running'
+      AND j.lease_owner = %(worker)s AND j.attempts = wanted.attempt
+      AND j.lease_expires_at >= %(now)s
+    RETURNING j.id, j.attempts, j.next_id
 ), closed AS (
     UPDATE afterward_attempts AS a
     SET finished_at = %(now)s, outcome = 'succeeded'
@@ -187,7 +196,7 @@ WITH done AS (
 ), woken AS (
     SELECT pg_notify(%(channel)s, '') FROM released WHERE state <> 'waiting' LIMIT 1
 )
-SELECT (SELECT count(*) FROM woken) AS woken FROM done;
+SELECT done.id, (SELECT count(*) FROM woken) AS woken FROM done;
 
 -- name: fail
 -- Record a failed attempt: scheduled for %(retry_at)s (queued when that is not in the
