@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import inspect
 import secrets
 import sys
 import threading
@@ -14,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .config import Execution, Settings
-from .errors import ConfigurationError, FunctionNotImportable, TaskRefused
+from .errors import ConfigurationError, FunctionNotImportable
 from .jobs import Job, NewJob
 from .retry import RetryPolicy
-from .serialization import encode_call
+from .serialization import check_arguments, encode_call
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
 from .tasks import TaskRegistry, options_of
@@ -36,23 +35,6 @@ _STATE_ATTRIBUTE = "afterward"
 def new_task_id() -> str:
     """A 32-hex-digit id that sorts by creation time."""
     return f"{time.time_ns():016x}{secrets.token_hex(8)}"
-
-
-def _check_arguments(
-    func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> None:
-    """Refuse, inside the request, a call that could only ever fail in a worker."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):  # no signature to check against (some builtins)
-        return
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        raise TaskRefused(
-            f"{name}{signature} cannot be called with these arguments ({exc}): "
-            "pass what the function's parameters ask for"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -212,7 +194,7 @@ class Afterward:
                 f"{name} is defined in a script run as __main__, which a worker cannot "
                 "import: move the function into a module of your application"
             )
-        _check_arguments(func, name, args, kwargs)
+        check_arguments(func, name, args, kwargs)
         options = options_of(func)
         retry = self.settings.retry.to_json()
         stored = {k: options.get(k, v) for k, v in retry.items()}

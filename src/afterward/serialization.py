@@ -16,9 +16,9 @@ from typing import Any, get_type_hints
 import pydantic
 import pydantic_core
 
-from .errors import ArgumentNotSerializable, PayloadTooLarge
+from .errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "decode_call", "encode_call"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "check_arguments", "decode_call", "encode_call"]
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 """Bytes of encoded arguments one task may carry (1 MiB)."""
@@ -60,6 +60,26 @@ def _to_json(value: Any) -> Any:
     return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
 
 
+def check_arguments(
+    func: Callable[..., Any], func_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """Refuse, inside the request, a call that could only ever fail in a worker.
+
+    :raises TaskRefused: `func`'s signature does not accept these arguments.
+    """
+    try:
+        signature = _call_spec(func)[0]
+    except (TypeError, ValueError):  # no signature to check against (some builtins)
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TaskRefused(
+            f"{func_name}{signature} cannot be called with these arguments ({exc}): "
+            "pass what the function's parameters ask for"
+        ) from None
+
+
 def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict[str, Any]]:
     """Decode stored arguments for `func`, validated against its annotations.
 
@@ -73,8 +93,7 @@ def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict
     raw_kwargs = body.get("kwargs", {})
     if not isinstance(raw_kwargs, dict):
         raise ValueError("payload 'kwargs' is not an object")
-    adapters = _adapters(func)
-    signature = inspect.signature(func)
+    signature, adapters = _call_spec(func)
     try:
         bound = signature.bind(*raw_args, **raw_kwargs)
     except TypeError as exc:
@@ -104,6 +123,8 @@ class _Adapter:
 
     def __init__(self, tp: Any) -> None:
         self._wrapped = False
+        self._exact = tp if tp in (str, int, float, bool) else None
+        """A plain JSON type: a value the JSON decoder already made of it is kept as it is."""
         if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
             self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp)
             return
@@ -114,12 +135,19 @@ class _Adapter:
             self._wrapped = True
 
     def validate(self, value: Any) -> Any:
+        if self._exact is not None and type(value) is self._exact:
+            return value
         if self._wrapped:
             return self._adapter.validate_json(json.dumps([value]))[0]
         return self._adapter.validate_json(json.dumps(value))
 
 
 @lru_cache(maxsize=1024)
+def _call_spec(func: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, _Adapter]]:
+    """`func`'s signature and its parameters' adapters, worked out once per function."""
+    return inspect.signature(func), _adapters(func)
+
+
 def _adapters(func: Callable[..., Any]) -> dict[str, _Adapter]:
     try:
         hints = get_type_hints(func, include_extras=True)
