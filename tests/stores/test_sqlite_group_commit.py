@@ -46,7 +46,7 @@ async def test_concurrent_writes_share_commits(sqlite_store: SQLiteStore, clock:
         ("default", JobState.QUEUED): 200,
         ("default", JobState.WAITING): 200,
     }
-    assert 1 <= len(commits) < 100
+    assert 0 < len(commits) < 100
 
 
 async def test_a_write_that_raises_undoes_only_its_own_changes(
