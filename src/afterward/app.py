@@ -212,28 +212,15 @@ class Afterward:
 
         With `reserve`, this process's runner holds them to run right away (`run_chain`).
         """
-        await self.open()
         chain_id = tasks[0].id if len(tasks) > 1 else None
         jobs = [
             self._new_job(t, chain_id, tasks[i - 1].id if i else None) for i, t in enumerate(tasks)
         ]
-        runner = self.runner if reserve else None
-        ids = await self.store.enqueue(
-            jobs,
-            now=time.time(),
-            reserve_for=runner.worker_id if runner else None,
-            lease=self.settings.lease,
-        )
-        if runner is not None:
-            runner.reserve(ids)
-            self._ensure_embedded()
-        return ids
+        return await self._store_jobs(jobs, reserve=reserve)
 
     async def enqueue(self, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
         """Store one task outside a request (a script, a worker, a test); return its id."""
         (task_id,) = await self.enqueue_chain([self.prepare(func, args, kwargs)], reserve=False)
-        if self.runs_in_app:
-            self._ensure_embedded()
         return task_id
 
     async def enqueue_many(
@@ -254,8 +241,20 @@ class Afterward:
         ]
         if not tasks:
             return []
+        return await self._store_jobs([self._new_job(t) for t in tasks], reserve=False)
+
+    async def _store_jobs(self, jobs: list[NewJob], *, reserve: bool) -> list[str]:
+        """One `Store.enqueue`; in in-app mode this process then runs what comes due."""
         await self.open()
-        ids = await self.store.enqueue([self._new_job(t) for t in tasks], now=time.time())
+        runner = self.runner if reserve else None
+        ids = await self.store.enqueue(
+            jobs,
+            now=time.time(),
+            reserve_for=runner.worker_id if runner else None,
+            lease=self.settings.lease,
+        )
+        if runner is not None:
+            runner.reserve(ids)
         if self.runs_in_app:
             self._ensure_embedded()
         return ids
