@@ -129,22 +129,22 @@ class SQLiteConnection:
                         conn.execute("RELEASE afterward_write")
         except Exception as exc:
             self._abandon()
-            error = exc
-            if isinstance(exc, sqlite3.Error):
-                error = StoreError(f"SQLite store {self.path}: {exc}")
-                error.__cause__ = exc
             for write in group:
-                write.future.set_exception(error)
+                write.future.set_exception(self._as_store_error(exc))
             return
         for write, result, raised in outcomes:
             if raised is None:
                 write.future.set_result(result)
-            elif isinstance(raised, sqlite3.Error):
-                failed = StoreError(f"SQLite store {self.path}: {raised}")
-                failed.__cause__ = raised
-                write.future.set_exception(failed)
             else:
-                write.future.set_exception(raised)
+                write.future.set_exception(self._as_store_error(raised))
+
+    def _as_store_error(self, exc: BaseException) -> BaseException:
+        """SQLite's own errors as `StoreError` (naming the file); others as they are."""
+        if not isinstance(exc, sqlite3.Error):
+            return exc
+        error = StoreError(f"SQLite store {self.path}: {exc}")
+        error.__cause__ = exc
+        return error
 
     def data_version(self) -> int:
         """A number that changes whenever anyone commits to the file (-1 when closed).
@@ -157,7 +157,7 @@ class SQLiteConnection:
             try:
                 return int(self._watcher.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+                raise self._as_store_error(exc) from exc
 
     def _abandon(self) -> None:
         """Roll back a transaction a failed COMMIT left open (or a full disk broke)."""
@@ -173,7 +173,7 @@ class SQLiteConnection:
             try:
                 return fn(self._conn)
             except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+                raise self._as_store_error(exc) from exc
 
     async def open(self) -> None:
         """Connect, set WAL and the durability level, create or upgrade the schema."""
