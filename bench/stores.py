@@ -7,7 +7,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("sqlite", "postgres", "redis")
 
 
 def fresh_url(kind: str, tmp: Path) -> str:
