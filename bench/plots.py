@@ -99,7 +99,8 @@ def latency(runs: list[dict[str, Any]], folder: Path) -> Path | None:
     )
     ax.set_yticks(list(ys), [labels[i] for i in order])
     ax.invert_yaxis()
-    ax.set_xlabel("ms from enqueue to the task starting (idle worker)")
+    ax.set_xscale("log")  # from about a millisecond to half a second
+    ax.set_xlabel("ms from enqueue to the task starting (idle worker), log scale")
     ax.legend()
     fig.tight_layout()
     path = folder / "bench-latency.png"

@@ -4,6 +4,7 @@ virtualenv of its own, so matplotlib is never a dependency of afterward)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def store_tables(data: dict[str, Any]) -> list[str]:
         systems = sorted(
             {s for s, st, _ in rate if st == store} | {s for s, st, _ in p50 if st == store}
         )
+        systems = [s for s in systems if s != "web"]  # the web endpoint has its own table
         if not systems:
             continue
         lines += [
@@ -180,6 +182,7 @@ def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None
         "",
         *targets(data),
         "",
+        *_analysis(),
         "## Results by store",
         "",
         *store_tables(data),
@@ -212,6 +215,12 @@ def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None
     out.write_text("\n".join(lines))
 
 
+def _analysis() -> list[str]:
+    """The hand-written reading of the figures (bench/analysis.md), if there is one."""
+    path = ROOT / "bench" / "analysis.md"
+    return [path.read_text().rstrip(), ""] if path.exists() else []
+
+
 def draw_plots(figures: Path, folder: Path) -> list[Path]:
     """PNG plots, drawn by bench/plots.py with matplotlib in its own virtualenv."""
     python = PLOT_VENV / "bin" / "python"
@@ -227,3 +236,13 @@ def draw_plots(figures: Path, folder: Path) -> list[Path]:
         print(f"plots failed: {done.stderr.strip()[-300:]}", file=sys.stderr)
         return []
     return [Path(line) for line in done.stdout.split()]
+
+
+def main() -> None:
+    """Rewrite the report from saved figures: ``python -m bench.report docs/benchmarks.json``."""
+    figures = Path(sys.argv[1])
+    write_report(json.loads(figures.read_text()), figures.with_suffix(".md"))
+
+
+if __name__ == "__main__":
+    main()
