@@ -36,7 +36,7 @@ from ..serialization import decode_call
 from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
 from .clock import StoreClock
-from .completions import Completions
+from .coalesce import Coalescer
 from .executor import Executor
 from .health import StoreHealth
 from .identity import dead_local_workers
@@ -80,8 +80,9 @@ class Runner:
         self._health = StoreHealth()
         self._held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
-        self._completions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Completions]
-        self._completions = weakref.WeakKeyDictionary()
+        self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches]
+        self._batches = weakref.WeakKeyDictionary()
+        """Per event loop (a web process's runner serves two), the batched store calls."""
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._retire_when_stuck = retire_when_stuck
@@ -147,17 +148,26 @@ class Runner:
             job.function,
             (time.perf_counter() - started) * 1000,
         )
-        completions = self._completions_here()
-        return await self._report(lambda: completions.complete(job.id, job.attempts), job)
+        completions = self._batches_here().completions
+        return await self._report(lambda: completions.call((job.id, job.attempts)), job)
 
-    def _completions_here(self) -> Completions:
-        """This event loop's batch of successes (a web process's runner serves two loops)."""
+    def _batches_here(self) -> _Batches:
         loop = asyncio.get_running_loop()
-        found = self._completions.get(loop)
+        found = self._batches.get(loop)
         if found is None:
-            found = Completions(self._store, self.worker_id, self._clock)
-            found = self._completions.setdefault(loop, found)
+            found = self._batches.setdefault(loop, _Batches(self))
         return found
+
+    async def _complete_many(self, attempts: list[tuple[str, int]]) -> list[bool]:
+        done = await self._store.complete_many(self.worker_id, attempts, now=self._clock())
+        return [job_id in done for job_id, _ in attempts]
+
+    async def _acquire_reserved(self, ids: list[str]) -> list[Job | None]:
+        jobs = await self._store.acquire(
+            self.worker_id, now=self._clock(), lease=self._settings.lease, limit=len(ids), ids=ids
+        )
+        by_id = {job.id: job for job in jobs}
+        return [by_id.get(job_id) for job_id in ids]
 
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or
@@ -260,15 +270,10 @@ class Runner:
         """
         done = 0
         try:
+            acquire = self._batches_here().reserved
             for job_id in ids:
-                jobs = await self._store.acquire(
-                    self.worker_id,
-                    now=self._clock(),
-                    lease=self._settings.lease,
-                    limit=1,
-                    ids=[job_id],
-                )
-                if not jobs or not await self.run_job(jobs[0]):
+                job = await acquire.call(job_id)
+                if job is None or not await self.run_job(job):
                     break
                 done += 1
             if done < len(ids):
@@ -440,6 +445,14 @@ class Runner:
         if taken:
             log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
         return taken
+
+
+class _Batches:
+    """One event loop's batched store calls: outcomes, and acquires of reserved chains."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.completions: Coalescer[tuple[str, int], bool] = Coalescer(runner._complete_many)
+        self.reserved: Coalescer[str, Job | None] = Coalescer(runner._acquire_reserved)
 
 
 def _suspect(job: Job) -> bool:
