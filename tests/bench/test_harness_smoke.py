@@ -31,7 +31,8 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
         "--no-plots",
         "--out",
         str(out),
-        *["--workload", "enqueue_one", "--workload", "enqueue_bulk", "--workload", "throughput_1", "--workload", "latency"],
+        *("--workload", "enqueue_one", "--workload", "enqueue_bulk"),
+        *("--workload", "throughput_1", "--workload", "latency"),
     ]
     # When it runs
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
