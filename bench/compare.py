@@ -150,13 +150,10 @@ def run_one(
     system: System, store: str, workload: str, sizes: dict[str, int], stores: Stores
 ) -> dict[str, float] | str:
     """The figures of one run, or why it failed."""
-    kind, _, processes = workload.partition("_")
-    if kind == "throughput":
-        name, procs = "throughput", processes
-    elif workload.startswith("enqueue"):
-        name, procs = workload, "1"
-    else:
-        name, procs = workload, "1"
+    # throughput_1 / throughput_2: the driver's "throughput" with 1 or 2 worker processes
+    name, _, procs = (
+        workload.partition("_") if workload.startswith("throughput") else (workload, "", "1")
+    )
     url = stores.url(system.name, store)
     with tempfile.NamedTemporaryFile(dir=stores.tmp, suffix=".ledger", delete=False) as f:
         ledger = f.name
