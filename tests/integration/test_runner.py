@@ -164,19 +164,22 @@ async def test_attempt_past_its_time_limit_fails_with_time_limit_exceeded(
 
 
 async def test_cpu_bound_task_keeps_its_lease_past_the_lease_time(afterward: Afterward) -> None:
-    # Given a runner with a 0.6 s lease and a plain function burning CPU for 2 s
-    holder = other_runner(afterward, lease=0.6)
-    rival = other_runner(afterward, lease=0.6)
-    task_id = await afterward.enqueue(apps.burns_cpu, 2.0)
+    # Given a runner with a 1.5 s lease and a plain function burning CPU for 3 leases
+    # (shorter leases are starved by a CPU-bound thread on a loaded machine: the docs ask
+    # for a few seconds at least, docs/reliability.md experiment 5)
+    holder = other_runner(afterward, lease=1.5)
+    rival = other_runner(afterward, lease=1.5)
+    task_id = await afterward.enqueue(apps.burns_cpu, 4.5)
     apps.EVENTS.clear()
     stop = asyncio.Event()
     # When the holder runs it while a rival keeps looking for expired leases
     running = asyncio.create_task(holder.run(stop))
-    for _ in range(30):
+    deadline = time.monotonic() + 60
+    while (job := await afterward.get(task_id)).state is not JobState.SUCCEEDED:
+        assert job.state is not JobState.FAILED, [a.outcome for a in job.history]
+        assert time.monotonic() < deadline, f"still {job.state.value} after 60 s"
         await asyncio.sleep(0.1)
         await rival.recover()
-    while (await afterward.get(task_id)).state is not JobState.SUCCEEDED:
-        await asyncio.sleep(0.05)
     stop.set()
     await running
     # Then the task completed once on its only attempt: the runner renewed the lease
