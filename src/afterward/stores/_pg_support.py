@@ -123,8 +123,9 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], target: Target) -> No
 class Waker:
     """Hints that new work may be due, from this store's writes and other processes' NOTIFY.
 
-    Lives on the store's loop thread. A dedicated connection (not from the pool) LISTENs on
-    the schema's channel; while it is down, waits simply run out their timeout (polling).
+    Lives on one event loop (each loop using the store has its own). A dedicated
+    connection (not from the pool) LISTENs on the schema's channel; while it is down,
+    waits simply run out their timeout (polling).
     """
 
     def __init__(self, target: Target) -> None:

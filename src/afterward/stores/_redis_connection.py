@@ -1,9 +1,8 @@
-"""Connecting the Redis store: its two pools, the key layout version, its scripts, and a
-look at the server's durability settings. Runs on the store's own event loop thread."""
+"""Connecting the Redis store: one loop's two pools and scripts, the key layout version,
+and a look at the server's durability settings."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from redis.exceptions import ResponseError
 from ..errors import SchemaTooNew
 from ._redis_support import SCRIPT_NAMES, RedisTarget, durability_warnings, load_script
 
-__all__ = ["SCHEMA_VERSION", "Connection", "close_pools", "connect", "disconnect"]
+__all__ = ["SCHEMA_VERSION", "Connection", "check_server", "close_pools", "connect", "interrupt"]
 
 log = logging.getLogger("afterward.store")
 
@@ -57,26 +56,27 @@ def _pool(url: str, **options: Any) -> ConnectionPool:
 
 
 async def connect(target: RedisTarget) -> Connection:
-    """Connect, check the key layout version and the server's settings, load the scripts.
+    """The calling event loop's clients and scripts (connections open on first use)."""
+    client = Redis(connection_pool=_pool(target.client_url))
+    waiter_pool = _pool(target.client_url)
+    # A blocking wait outlives the socket timeout: the store bounds it with asyncio instead.
+    waiter_pool.connection_kwargs["socket_timeout"] = None
+    scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+    return Connection(client, Redis(connection_pool=waiter_pool), scripts)
+
+
+async def check_server(connection: Connection, target: RedisTarget) -> None:
+    """Check the key layout version and the server's settings, and load the scripts.
 
     :raises SchemaTooNew: the keys were written by a newer afterward.
     :raises redis.RedisError: the server cannot be reached or refused a command.
     """
-    client = Redis(connection_pool=_pool(target.client_url))
-    try:
-        await client.ping()
-        await _check_schema(client, target)
-        scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
-        for script in scripts.values():
-            await client.script_load(script.script)
-        await _check_durability(client, target)
-    except BaseException:
-        await client.aclose(close_connection_pool=True)
-        raise
-    waiter_pool = _pool(target.client_url)
-    # A blocking wait outlives the socket timeout: the store bounds it with asyncio instead.
-    waiter_pool.connection_kwargs["socket_timeout"] = None
-    return Connection(client, Redis(connection_pool=waiter_pool), scripts)
+    client = connection.client
+    await client.ping()
+    await _check_schema(client, target)
+    for script in connection.scripts.values():
+        await client.script_load(script.script)
+    await _check_durability(client, target)
 
 
 async def _check_schema(client: Redis, target: RedisTarget) -> None:
@@ -102,13 +102,9 @@ async def _check_durability(client: Redis, target: RedisTarget) -> None:
         log.warning(message)
 
 
-async def disconnect(connection: Connection) -> None:
-    """Cancel whatever still runs on this loop (a wait, say), then close both pools."""
-    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-    for task in others:
-        task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
-    await close_pools(connection)
+async def interrupt(connection: Connection) -> None:
+    """End the waits for work under way (their connections are dropped)."""
+    await connection.waiter.connection_pool.disconnect()
 
 
 async def close_pools(connection: Connection) -> None:

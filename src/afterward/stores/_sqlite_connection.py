@@ -202,7 +202,6 @@ class SQLiteConnection:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
                 raise
-            self._conn = conn
             self._watcher = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
@@ -210,6 +209,9 @@ class SQLiteConnection:
                 self._writer = concurrent.futures.ThreadPoolExecutor(
                     1, thread_name_prefix="afterward-sqlite-writer"
                 )
+            # Last: a concurrent `open` that sees the connection returns at once, so
+            # everything else must be ready by then.
+            self._conn = conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrations = load_migrations("sqlite")

@@ -1,21 +1,20 @@
 """The PostgreSQL store: ``postgresql://user@host:5432/db?schema=name``, for many machines.
 
 Every table lives in one schema (``schema``, default ``afterward``, created if missing);
-the rest of the URL goes to psycopg. The store is shared by coroutines on several event
-loops (a web server's, an embedded worker's, one per `TestClient` request) while psycopg's
-pool belongs to one loop, so all I/O runs on a private `LoopThread`: each public method's
-body is sent there (`_on_loop`). Each write is one transaction, most of them one statement
-(see ``sql/postgres/queries.sql``). New work is announced with NOTIFY on the schema's
-channel and heard by a dedicated LISTEN connection (`Waker`).
+the rest of the URL goes to psycopg. Each event loop that uses the store gets its own pool
+(`PerLoop`), and every call runs on its caller's loop. Each write is one transaction, most
+of them one statement (see ``sql/postgres/queries.sql``). New work is announced with
+NOTIFY on the schema's channel and heard by a dedicated LISTEN connection (`Waker`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
@@ -24,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_unique_keys
-from ._loop import LoopThread
+from ._loop import NotOpen, PerLoop
 from ._pg_steps import (
     Conn,
     cancel_chain,
@@ -56,22 +55,35 @@ _CLOSE_GRACE = 5.0
 """Seconds `close` lets operations under way finish before cancelling them."""
 
 
+@dataclass
+class _LoopConnections:
+    """One event loop's pool and wake-up listener."""
+
+    pool: Pool
+    waker: Waker
+
+
 def _on_loop(
     method: Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]]:
-    """Run the method's body on the store's loop thread, whatever loop calls it."""
+    """Run the method with the calling loop's pool; psycopg's errors become `StoreError`."""
 
     @functools.wraps(method)
     async def on_loop(self: PostgresStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        body = functools.partial(method, self, *args, **kwargs)
-        return await self._call(self._thread, self._tracked(body))
+        try:
+            return await self._loops.run(functools.partial(method, self, *args, **kwargs))
+        except psycopg.Error as exc:
+            raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
+        except NotOpen:
+            raise StoreError(f"the PostgreSQL store {self.url} is not open") from None
 
     return on_loop
 
 
 class PostgresStore:
-    """Tasks in a PostgreSQL schema (see the module). Keeps a pool of 1 to
-    `max_connections` connections, plus one listening connection in worker processes."""
+    """Tasks in a PostgreSQL schema (see the module). Keeps, per event loop using it, a
+    pool of 1 to `max_connections` connections, plus one listening connection on loops
+    that wait for work."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self._target = Target.from_url(url)
@@ -79,45 +91,19 @@ class PostgresStore:
         self.schema = self._target.schema
         """The schema holding the store's tables."""
         self._max_connections = max_connections
-        self._lock = threading.Lock()
-        self._thread: LoopThread | None = None
-        self._opening: asyncio.Lock | None = None
-        # Only touched on the loop thread:
-        self._pool: Pool | None = None
-        self._waker: Waker | None = None
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._loops = PerLoop(
+            f"the PostgreSQL store {self.url}",
+            self._connect,
+            self._disconnect,
+            interrupt=self._interrupt,
+            grace=_CLOSE_GRACE,
+        )
 
     # -- plumbing ---------------------------------------------------------------------
 
-    async def _call(self, thread: LoopThread | None, coro: Coroutine[Any, Any, T]) -> T:
-        """Await `coro` on `thread`; psycopg's errors become `StoreError` here."""
-        if thread is None:
-            coro.close()
-            raise StoreError(f"the PostgreSQL store {self.url} is not open")
-        try:
-            return await thread.run(coro)
-        except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
-        except (RuntimeError, asyncio.CancelledError):
-            task = asyncio.current_task()
-            if self._thread is thread or (task is not None and task.cancelling()):
-                raise
-            raise StoreError(f"the PostgreSQL store {self.url} was closed") from None
-
-    async def _tracked(self, body: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run `body` as an operation that `close` waits for."""
-        task = asyncio.current_task()
-        assert task is not None
-        self._inflight.add(task)
-        try:
-            return await body()
-        finally:
-            self._inflight.discard(task)
-
     def _live(self) -> tuple[Pool, Waker]:
-        if self._pool is None or self._waker is None:
-            raise StoreError(f"the PostgreSQL store {self.url} is not open")
-        return self._pool, self._waker
+        conns = self._loops.current()
+        return conns.pool, conns.waker
 
     def _connection(self) -> AbstractAsyncContextManager[Conn]:
         return self._live()[0].connection()
@@ -140,80 +126,61 @@ class PostgresStore:
     # -- lifecycle --------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Start the loop thread, create or upgrade the schema (under an advisory lock,
-        in one transaction) and open the pool. Idempotent."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = LoopThread(f"afterward-postgres-{self.schema}")
-                self._thread.start()
-                self._opening = asyncio.Lock()
-            thread, opening = self._thread, self._opening
-        assert opening is not None
-        try:
-            await self._call(thread, self._connect(opening))
-        except Exception:
-            await self.close()
-            raise
+        """Create or upgrade the schema (under an advisory lock, in one transaction) and
+        open this loop's pool. Idempotent.
 
-    async def _connect(self, opening: asyncio.Lock) -> None:
-        async with opening:
-            if self._pool is not None:
-                return
+        :raises StoreError: the server cannot be reached or refused the migration.
+        """
+        if self._loops.is_open:
+            return
+        try:
             conn = await psycopg.AsyncConnection.connect(self._target.conninfo, autocommit=True)
             async with conn:
                 await migrate(conn, self._target)
-            pool = Pool(
-                self._target.conninfo,
-                connection_class=Conn,
-                kwargs={"autocommit": True, "row_factory": dict_row},
-                min_size=1,
-                max_size=self._max_connections,
-                open=False,
-                configure=self._configure,
-                check=check_idle,
-                timeout=_POOL_TIMEOUT,
-                name=f"afterward-{self.schema}",
-            )
-            try:
-                await pool.open(wait=True, timeout=_POOL_TIMEOUT)
-            except BaseException:
-                await pool.close()
-                raise
-            self._pool, self._waker = pool, Waker(self._target)
+            self._loops.start()
+            await self._loops.run(_nothing)
+        except psycopg.Error as exc:
+            await self._loops.close()
+            raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
+        except BaseException:
+            await self._loops.close()
+            raise
+
+    async def _connect(self) -> _LoopConnections:
+        pool = Pool(
+            self._target.conninfo,
+            connection_class=Conn,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            min_size=1,
+            max_size=self._max_connections,
+            open=False,
+            configure=self._configure,
+            check=check_idle,
+            timeout=_POOL_TIMEOUT,
+            name=f"afterward-{self.schema}",
+        )
+        try:
+            await pool.open(wait=True, timeout=_POOL_TIMEOUT)
+        except BaseException:
+            await pool.close()
+            raise
+        return _LoopConnections(pool, Waker(self._target))
 
     async def _configure(self, conn: Conn) -> None:
         await conn.execute(self._target.configure_session())
 
     async def close(self) -> None:
-        """Stop listening, let operations under way finish (a few seconds at most), close
-        the pool and stop the loop thread. Idempotent."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        try:
-            await thread.run(self._disconnect())
-        finally:
-            thread.stop()
+        """Stop listening, let operations under way finish (a few seconds at most) and
+        close every loop's pool. Idempotent."""
+        await self._loops.close()
 
-    async def _disconnect(self) -> None:
-        pool, waker = self._pool, self._waker
-        self._pool = self._waker = None
-        if waker is not None:
-            await waker.close()
-        if self._inflight:
-            _, late = await asyncio.wait(self._inflight, timeout=_CLOSE_GRACE)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        if pool is not None:
-            await pool.close()
-        # Whatever is still pending (an `open` waiting its turn) would hang its caller.
-        current = asyncio.current_task()
-        rest = [task for task in asyncio.all_tasks() if task is not current]
-        for task in rest:
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
+    @staticmethod
+    async def _interrupt(conns: _LoopConnections) -> None:
+        await conns.waker.close()
+
+    @staticmethod
+    async def _disconnect(conns: _LoopConnections) -> None:
+        await conns.pool.close()
 
     @_on_loop
     async def now(self) -> float:
@@ -344,8 +311,18 @@ class PostgresStore:
         return True
 
     def _woke(self, woken: bool) -> None:
-        if woken:
-            self._live()[1].wrote()
+        """Hint every loop's waiters that work was made due (those not listening)."""
+        if not woken:
+            return
+        here = asyncio.get_running_loop()
+        for loop, conns in self._loops.each():
+            if conns.waker.listening:
+                continue  # its NOTIFY will come back
+            if loop is here:
+                conns.waker.wrote()
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop is closed
+                    loop.call_soon_threadsafe(conns.waker.wrote)
 
     @_on_loop
     async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:
@@ -427,3 +404,7 @@ class PostgresStore:
         """Return at a NOTIFY (or a write of this store) since the last `acquire`, or
         after `timeout` seconds; while the listener is down, just after `timeout`."""
         await self._live()[1].wait(timeout)
+
+
+async def _nothing() -> None:
+    """A call that only opens the calling loop's pool."""

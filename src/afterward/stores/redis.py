@@ -29,14 +29,16 @@ tasks under someone's live reservation. A script that makes work due pushes one 
 newly due task onto ``P:wake``; `wait_for_work` BLPOPs it on a connection of its own, so a
 token pushed between an acquire and the wait is still there when the wait starts.
 
-All I/O runs on a private `LoopThread`: redis-py's asyncio pools belong to one event loop,
-and a store is shared by coroutines of several loops. Redis Cluster is not supported.
+redis-py's asyncio pools belong to one event loop and a store is shared by coroutines of
+several loops, so each loop using the store gets its own pools (`PerLoop`); every call runs
+on its caller's loop. Redis Cluster is not supported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import json
 import logging
 from collections.abc import Coroutine, Sequence
@@ -55,8 +57,8 @@ from ..jobs import (
     check_unique_keys,
     decide_lost,
 )
-from ._loop import LoopThread
-from ._redis_connection import Connection, close_pools, connect, disconnect
+from ._loop import NotOpen, PerLoop
+from ._redis_connection import check_server, close_pools, connect, interrupt
 from ._redis_support import (
     attempt_records,
     encode_job,
@@ -75,6 +77,8 @@ log = logging.getLogger("afterward.store")
 
 _LIST_PAGE = 500
 _PURGE_BATCH = 500
+_CLOSE_GRACE = 5.0
+"""Seconds `close` lets operations under way finish before closing their connections."""
 _WAIT_MARGIN = 5.0
 """Seconds a BLPOP may overrun its own timeout before its connection is given up."""
 
@@ -86,44 +90,37 @@ class RedisStore:
         self._target = parse_redis_url(url)
         self.url = self._target.display
         self.prefix = self._target.prefix
-        self._thread = LoopThread(f"afterward-redis-{self.prefix}")
-        self._conn: Connection | None = None
+        self._loops = PerLoop(
+            f"the store {self.url}",
+            functools.partial(connect, self._target),
+            close_pools,
+            interrupt=interrupt,
+            grace=_CLOSE_GRACE,
+        )
 
     # -- plumbing ---------------------------------------------------------------------
 
     def _key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
 
-    def _connection(self) -> Connection:
-        conn = self._conn
-        if conn is None:
-            raise StoreError(f"the store {self.url} is not open")
-        return conn
-
     def _redis(self) -> Redis:
-        return self._connection().client
+        return self._loops.current().client
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run `coro` on the store's thread; redis-py errors become `StoreError`."""
-        if self._conn is None:
-            coro.close()
-            raise StoreError(f"the store {self.url} is not open")
+        """Await `coro` with the calling loop's clients; redis-py errors become `StoreError`."""
         try:
-            return await self._thread.run(coro)
+            return await self._loops.run(lambda: coro)
         except RedisError as exc:
+            if not self._loops.is_open:
+                raise StoreError(f"the store {self.url} was closed during the call") from exc
             raise StoreError(f"Redis store {self.url}: {exc}") from exc
-        except RuntimeError as exc:
-            if self._conn is None:  # the thread was stopped: closed meanwhile
-                raise StoreError(f"the store {self.url} is closed") from exc
-            raise
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self._conn is None and task is not None and not task.cancelling():
-                raise StoreError(f"the store {self.url} was closed during the call") from None
-            raise
+        except NotOpen:
+            raise StoreError(f"the store {self.url} is not open") from None
+        finally:
+            coro.close()  # if it never started (closed store): no "never awaited" warning
 
     async def _script(self, name: str, *args: str | int) -> Any:
-        script = self._connection().scripts[name]
+        script = self._loops.current().scripts[name]
         return await script(keys=[], args=[self.prefix, *args])
 
     # -- lifecycle --------------------------------------------------------------------
@@ -134,34 +131,24 @@ class RedisStore:
         :raises StoreError: the server cannot be reached.
         :raises SchemaTooNew: the keys were written by a newer afterward.
         """
-        if self._conn is not None:
+        if self._loops.is_open:
             return
-        self._thread.start()
+        self._loops.start()
         try:
-            await self._thread.run(self._connect())
-        except BaseException as exc:
-            if self._conn is None:
-                await asyncio.to_thread(self._thread.stop)
-            if isinstance(exc, RedisError):
-                raise StoreError(f"cannot open the Redis store {self.url}: {exc}") from exc
+            await self._call(self._check())
+        except BaseException:
+            await self._loops.close()
             raise
 
-    async def _connect(self) -> None:
-        conn = await connect(self._target)
-        if self._conn is not None:  # a concurrent open() won
-            await close_pools(conn)
-        else:
-            self._conn = conn
+    async def _check(self) -> None:
+        try:
+            await check_server(self._loops.current(), self._target)
+        except RedisError as exc:
+            raise StoreError(f"cannot open the Redis store {self.url}: {exc}") from exc
 
     async def close(self) -> None:
-        """Close the connections (interrupting any wait) and stop the store's thread."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await self._thread.run(disconnect(conn))
-            except (RedisError, RuntimeError, OSError):
-                log.debug("closing %s failed", self.url, exc_info=True)
-        await asyncio.to_thread(self._thread.stop)
+        """Close every loop's connections, interrupting any wait (idempotent)."""
+        await self._loops.close()
 
     async def now(self) -> float:
         """The Redis server's clock (``TIME``)."""
@@ -395,15 +382,15 @@ class RedisStore:
 
     async def wait_for_work(self, timeout: float) -> None:
         """Return when a task became due (a wake-up token), or after `timeout` seconds."""
-        opened = self._conn is not None
+        opened = self._loops.is_open
         try:
             await self._call(self._wait(timeout))
         except StoreError:
-            if not opened or self._conn is not None:
+            if not opened or self._loops.is_open:
                 raise
 
     async def _wait(self, timeout: float) -> None:
-        waiter = self._connection().waiter
+        waiter = self._loops.current().waiter
         if timeout <= 0:
             return
         seconds = max(round(timeout, 3), 0.001)
