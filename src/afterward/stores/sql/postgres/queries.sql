@@ -35,8 +35,14 @@ CREATE SCHEMA {schema};
 -- name: configure_session
 -- Make the store's schema the only one searched for unqualified names, and have times
 -- (DOUBLE PRECISION) sent as text that reads back exactly, whatever the server's default.
+-- No bitmap scans: a queue table grows and shrinks faster than its statistics follow, and
+-- with statistics from a nearly empty table the planner read every due task through a
+-- bitmap scan and sorted them to take 8 (9-13 ms per acquire with 20,000 tasks due, against
+-- 1 ms walking the due-task index in order). Every statement here is a key lookup, a walk
+-- of an index in its order, or a count.
 SET search_path TO {schema};
 SET extra_float_digits = 3;
+SET enable_bitmapscan = off;
 
 -- name: schema_version
 -- The latest migration applied.

@@ -27,7 +27,7 @@ CREATE TABLE afterward_jobs (
     last_error       TEXT
 );
 
-CREATE INDEX afterward_jobs_due ON afterward_jobs (priority DESC, run_at)
+CREATE INDEX afterward_jobs_due ON afterward_jobs (priority DESC, run_at, id COLLATE "C")
     WHERE state IN ('queued', 'scheduled');
 
 CREATE INDEX afterward_jobs_running ON afterward_jobs (lease_expires_at)
