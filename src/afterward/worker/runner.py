@@ -19,6 +19,7 @@ so that the tasks that died next to a poison task are not taken down with it aga
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import random
@@ -94,11 +95,12 @@ class Runner:
 
     # -- running one task -------------------------------------------------------------
 
-    async def run_job(self, job: Job) -> bool:
-        """Run one acquired task and record its outcome; True if it succeeded."""
+    async def run_job(self, job: Job, ran: Callable[[], None] = lambda: None) -> bool:
+        """Run one acquired task and record its outcome; True if it succeeded. `ran` is
+        called once the function has returned or raised, before the outcome is written."""
         self._held[job.id] = job.attempts
         try:
-            return await self._run_job(job)
+            return await self._run_job(job, ran)
         except Exception:  # e.g. out of memory while recording: never leave it unnoticed
             log.exception(
                 "task %s: the worker failed while running it; it is taken back when its "
@@ -109,17 +111,19 @@ class Runner:
         finally:
             self._held.pop(job.id, None)
 
-    async def _run_job(self, job: Job) -> bool:
+    async def _run_job(self, job: Job, ran: Callable[[], None]) -> bool:
         try:
             func = self._registry.resolve(job.function)
             args, kwargs = decode_call(func, job.payload)
             policy = self._policy(job, func)
         except Exception as exc:  # the row itself is wrong: no retry can fix it
+            ran()
             return await self._refuse(job, exc)
         started = time.perf_counter()
         try:
             await self._executor.call(func, args, kwargs, policy.time_limit)
         except Exception as exc:
+            ran()
             failure = decide_failure(job, exc, policy, self._clock(), self._rng)
             verdict = "will retry" if failure.retry_at is not None else "failed for good"
             log.error(
@@ -142,6 +146,7 @@ class Runner:
             if isinstance(exc, TimeLimitExceeded) and plain and self._executor.stuck:
                 self._thread_stuck(job, policy.time_limit)
             return False
+        ran()
         log.info(
             "task %s (%s) succeeded in %.1f ms",
             job.id,
@@ -297,15 +302,31 @@ class Runner:
         maintain_stop = asyncio.Event()
         maintainer = asyncio.create_task(self.maintain(maintain_stop))
         active: dict[asyncio.Task[bool], str] = {}
+        # A slot frees when its function returns: the next task starts while the outcome
+        # is written (outcomes share writes, see `coalesce`). Tasks still writing their
+        # outcome are capped at one more `concurrency`.
+        executing: set[str] = set()
+        freed = asyncio.Event()
+        concurrency = self._settings.concurrency
+
+        def release(job_id: str) -> None:
+            executing.discard(job_id)
+            freed.set()
+
+        def finished(task: asyncio.Task[bool]) -> None:
+            release(active.pop(task, ""))
+
         try:
             while not (stop.is_set() or self._retiring.is_set()):
-                free = self._settings.concurrency - len(active)
+                free = min(concurrency - len(executing), 2 * concurrency - len(active))
                 if free > 0:
                     jobs, handed_back = await self._take(free)
                     for job in jobs:
-                        task = asyncio.create_task(self.run_job(job))
+                        executing.add(job.id)
+                        ran = functools.partial(release, job.id)
+                        task = asyncio.create_task(self.run_job(job, ran))
                         active[task] = job.id
-                        task.add_done_callback(lambda t: active.pop(t, None))
+                        task.add_done_callback(finished)
                         if _suspect(job):
                             self._suspects.add(task)
                             task.add_done_callback(self._suspects.discard)
@@ -320,11 +341,8 @@ class Runner:
                     )
                     await _first(stop.wait(), self._retiring.wait(), wake)
                 else:
-                    await _first(
-                        stop.wait(),
-                        self._retiring.wait(),
-                        asyncio.wait(set(active), return_when="FIRST_COMPLETED"),
-                    )
+                    freed.clear()
+                    await _first(stop.wait(), self._retiring.wait(), freed.wait())
         finally:
             await self._wind_down(active)
             maintain_stop.set()
