@@ -4,6 +4,7 @@ their outcomes: one that raises undoes only its own changes."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from afterward.errors import InvalidTransition, StoreError
 from afterward.jobs import JobState
+from afterward.stores._sqlite_connection import _Write
 from afterward.stores.sqlite import SQLiteStore
 
 from ._helpers import Clock, acquire_one, new_chain, new_job
@@ -98,3 +100,47 @@ async def test_a_failed_commit_fails_every_write_of_it(tmp_path: Path, clock: Cl
     # And the store writes again once the lock is gone
     assert len(await store.enqueue([new_job()], now=clock())) == 1
     await store.close()
+
+
+def _trace_levels(store: SQLiteStore) -> list[str]:
+    """The synchronous level in force at each COMMIT, as the connection runs them."""
+    conn = store._db._conn
+    assert conn is not None
+    levels: list[str] = []
+
+    def note(sql: str) -> None:
+        if sql == "COMMIT":
+            level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+            levels.append(level[conn.execute("PRAGMA synchronous").fetchone()["synchronous"]])
+
+    conn.set_trace_callback(note)
+    return levels
+
+
+async def test_commits_that_accept_or_finish_work_are_fsynced_and_takes_are_not(
+    sqlite_store: SQLiteStore, clock: Clock
+) -> None:
+    # Given a store at its default level (FULL), tracing the level of each commit
+    levels = _trace_levels(sqlite_store)
+    # When a task is enqueued, taken, renewed, then completed
+    (job_id,) = await sqlite_store.enqueue([new_job()], now=clock())
+    job = await acquire_one(sqlite_store, clock)
+    await sqlite_store.extend_leases("w1", [job_id], now=clock(), lease=30)
+    assert await sqlite_store.complete(job_id, "w1", job.attempts, now=clock())
+    # Then the enqueue and the outcome were committed at FULL (fsynced), and taking the task
+    # and renewing its lease at NORMAL: lost on a power loss, they only make it run again
+    assert levels == ["FULL", "NORMAL", "NORMAL", "FULL"]
+
+
+async def test_a_commit_holding_any_durable_write_is_fsynced(sqlite_store: SQLiteStore) -> None:
+    # Given a trace of the level of each commit
+    levels = _trace_levels(sqlite_store)
+
+    def write(durable: bool) -> _Write[None]:
+        return _Write(lambda conn: None, concurrent.futures.Future(), durable)
+
+    # When groups of writes are committed: not durable alone, mixed, then durable alone
+    for group in ([False, False], [False, True, False], [True], [False]):
+        sqlite_store._db._commit_group([write(d) for d in group])
+    # Then a group is fsynced (FULL) as soon as one of its writes is durable
+    assert levels == ["NORMAL", "FULL", "FULL", "NORMAL"]

@@ -58,7 +58,9 @@ class SQLiteConnection:
 
     def __init__(self, path: str, *, synchronous: str) -> None:
         self.path = path
-        self._synchronous = synchronous
+        self._synchronous = synchronous.upper()
+        self._synchronous_now = self._synchronous
+        """The level the connection is at (the writer thread switches it per commit)."""
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._watcher: sqlite3.Connection | None = None
@@ -81,18 +83,24 @@ class SQLiteConnection:
         """Run `fn` with the connection in a worker thread; SQLite errors → StoreError."""
         return await asyncio.to_thread(self._locked, fn)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run `fn` inside a write transaction, committed before this returns.
 
         `fn` must not begin or end transactions itself. It may share its transaction (and
         fsync) with other writes: if it raises, only its own changes are undone and the
         exception is raised here; if the commit fails, every write of it fails.
+
+        A write that is not `durable` is committed without an fsync of its own (when
+        no durable write shares its commit): a process crash keeps it, a power loss may
+        undo it. The next durable commit makes it durable too (the WAL is written in
+        order), so it is only for changes whose loss repeats work but loses none: taking
+        a task (it then runs again) and renewing a lease.
         """
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
         with self._writes_lock:
             if self._writer is None:
                 raise StoreError(f"the SQLite store {self.path} is not open")
-            self._writes.append(_Write(fn, future))
+            self._writes.append(_Write(fn, future, durable))
             start = not self._committing
             self._committing = True
         if start:
@@ -118,6 +126,7 @@ class SQLiteConnection:
                 if self._conn is None:
                     raise StoreError(f"the SQLite store {self.path} is not open")
                 conn = self._conn
+                self._set_synchronous(conn, any(w.durable for w in group))
                 with transaction(conn):
                     for write in group:
                         conn.execute("SAVEPOINT afterward_write")
@@ -137,6 +146,15 @@ class SQLiteConnection:
                 write.future.set_result(result)
             else:
                 write.future.set_exception(self._as_store_error(raised))
+
+    def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """FULL (or the configured level) for a durable commit, else at most NORMAL."""
+        level = self._synchronous
+        if not durable and level in ("FULL", "EXTRA"):
+            level = "NORMAL"
+        if level != self._synchronous_now:
+            conn.execute(f"PRAGMA synchronous={level}")
+            self._synchronous_now = level
 
     def _as_store_error(self, exc: BaseException) -> BaseException:
         """SQLite's own errors as `StoreError` (naming the file); others as they are."""
@@ -196,6 +214,7 @@ class SQLiteConnection:
                 conn.row_factory = _dict_row
                 _retry_while_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                self._synchronous_now = self._synchronous
                 _retry_while_busy(lambda: self._migrate(conn))
             except BaseException as exc:
                 conn.close()
@@ -253,6 +272,7 @@ class _Write(Generic[T]):
 
     fn: Callable[[sqlite3.Connection], T]
     future: concurrent.futures.Future[T]
+    durable: bool
 
 
 def _retry_while_busy(step: Callable[[], object], *, within: float = 30.0) -> None:

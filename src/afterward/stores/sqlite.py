@@ -29,8 +29,11 @@ Row = dict[str, Any]
 _QUERIES = load_queries("sqlite")
 _WAKE_POLL_MIN = 0.001
 _WAKE_POLL_MAX = 0.01
-"""While idle, look for commits (any process's) every 1 ms, slowing by a quarter per empty
-look to every 10 ms: a look is one in-memory `PRAGMA data_version`, a few microseconds."""
+_WAKE_FAST_FOR = 0.1
+"""While idle, look for commits (any process's) every 1 ms for the first 100 ms after the
+last change seen, then slow by a quarter per empty look to every 10 ms: a look is one
+in-memory `PRAGMA data_version`, a few microseconds. Work tends to come in bursts: a
+worker that just saw some sees the next within a millisecond."""
 
 
 class SQLiteStore:
@@ -42,6 +45,8 @@ class SQLiteStore:
         self._db = SQLiteConnection(self.path, synchronous=synchronous)
         self._seen = -1
         """The file's data version when this store last looked for due tasks."""
+        self._seen_change_at = 0.0
+        """When (monotonic) `wait_for_work` last saw the data version move."""
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -156,7 +161,8 @@ class SQLiteStore:
             rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
             return [job_from_row(r) for r in rows]
 
-        return await self._db.write(write)
+        # Not fsynced on its own: after a power loss the task is simply due again.
+        return await self._db.write(write, durable=False)
 
     async def extend_leases(
         self, worker: str, ids: Sequence[str], *, now: float, lease: float
@@ -167,7 +173,7 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection) -> set[str]:
             return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
 
-        return await self._db.write(write)
+        return await self._db.write(write, durable=False)
 
     async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
         return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
@@ -375,14 +381,16 @@ class SQLiteStore:
         interval = _WAKE_POLL_MIN
         while True:
             seen = self._db.data_version()
+            now = time.monotonic()
             if seen != self._seen:
-                self._seen = seen
+                self._seen, self._seen_change_at = seen, now
                 return
-            left = deadline - time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return
             await asyncio.sleep(min(interval, left))
-            interval = min(interval * 1.25, _WAKE_POLL_MAX)
+            if now - self._seen_change_at > _WAKE_FAST_FOR:
+                interval = min(interval * 1.25, _WAKE_POLL_MAX)
 
 
 def _close_attempt(
