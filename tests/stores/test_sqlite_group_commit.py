@@ -4,7 +4,6 @@ their outcomes: one that raises undoes only its own changes."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -136,8 +135,10 @@ async def test_a_commit_holding_any_durable_write_is_fsynced(sqlite_store: SQLit
     # Given a trace of the level of each commit
     levels = _trace_levels(sqlite_store)
 
+    loop = asyncio.get_running_loop()
+
     def write(durable: bool) -> _Write[None]:
-        return _Write(lambda conn: None, concurrent.futures.Future(), durable)
+        return _Write(lambda conn: None, loop, loop.create_future(), durable)
 
     # When groups of writes are committed: not durable alone, mixed, then durable alone
     for group in ([False, False], [False, True, False], [True], [False]):

@@ -96,16 +96,17 @@ class SQLiteConnection:
         order), so it is only for changes whose loss repeats work but loses none: taking
         a task (it then runs again) and renewing a lease.
         """
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         with self._writes_lock:
             if self._writer is None:
                 raise StoreError(f"the SQLite store {self.path} is not open")
-            self._writes.append(_Write(fn, future, durable))
+            self._writes.append(_Write(fn, loop, future, durable))
             start = not self._committing
             self._committing = True
         if start:
             self._writer.submit(self._commit_waiting)
-        return await asyncio.wrap_future(future)
+        return await future
 
     def _commit_waiting(self) -> None:
         """Commit the waiting writes, group by group, until none is left."""
@@ -115,7 +116,7 @@ class SQLiteConnection:
                 if not group:
                     self._committing = False
                     return
-            live = [w for w in group if w.future.set_running_or_notify_cancel()]
+            live = [w for w in group if not w.future.cancelled()]  # caller gave up: skip
             if live:
                 self._commit_group(live)
 
@@ -138,14 +139,18 @@ class SQLiteConnection:
                         conn.execute("RELEASE afterward_write")
         except Exception as exc:
             self._abandon()
-            for write in group:
-                write.future.set_exception(self._as_store_error(exc))
-            return
+            outcomes = [(write, None, exc) for write in group]
+        self._settle(outcomes)
+
+    def _settle(self, outcomes: list[tuple[_Write[Any], Any, BaseException | None]]) -> None:
+        """Hand the outcomes to their callers: one wake-up per event loop, not per write."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for write, result, raised in outcomes:
-            if raised is None:
-                write.future.set_result(result)
-            else:
-                write.future.set_exception(self._as_store_error(raised))
+            error = None if raised is None else self._as_store_error(raised)
+            by_loop.setdefault(write.loop, []).append((write.future, (result, error)))
+        for loop, settled in by_loop.items():
+            with suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_set_outcomes, settled)
 
     def _set_synchronous(self, conn: sqlite3.Connection, durable: bool) -> None:
         """FULL (or the configured level) for a durable commit, else at most NORMAL."""
@@ -271,8 +276,20 @@ class _Write(Generic[T]):
     """One write waiting for a group commit, and where its result goes."""
 
     fn: Callable[[sqlite3.Connection], T]
-    future: concurrent.futures.Future[T]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[T]
+    """Bound to `loop`: set only there (`_set_outcomes`)."""
     durable: bool
+
+
+def _set_outcomes(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, (result, error) in settled:
+        if future.done():  # cancelled meanwhile
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
 
 
 def _retry_while_busy(step: Callable[[], object], *, within: float = 30.0) -> None:
