@@ -188,23 +188,44 @@ class Afterward:
         self, func: Callable[P, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> PendingTask:
         """Check and encode one call, raising `TaskRefused` errors at once."""
+        return self._call_of(self._template(func), func, args, kwargs)
+
+    def _template(self, func: Callable[..., Any]) -> PendingTask:
+        """What every task of `func` shares (its id and payload left empty)."""
         name = self.registry.name_of(func)
         if not self.runs_in_app and name.startswith("__main__:"):
             raise FunctionNotImportable(
                 f"{name} is defined in a script run as __main__, which a worker cannot "
                 "import: move the function into a module of your application"
             )
-        check_arguments(func, name, args, kwargs)
         options = options_of(func)
         retry = self.settings.retry.to_json()
-        stored = {k: options.get(k, v) for k, v in retry.items()}
+        return PendingTask(
+            id="",
+            function=name,
+            payload="",
+            queue=options.get("queue", self.settings.default_queue),
+            priority=options.get("priority", 0),
+            options={k: options.get(k, v) for k, v in retry.items()},
+        )
+
+    def _call_of(
+        self,
+        template: PendingTask,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> PendingTask:
+        name = template.function
+        check_arguments(func, name, args, kwargs)
+        payload = encode_call(name, args, kwargs, self.settings.max_payload)
         return PendingTask(
             id=new_task_id(),
             function=name,
-            payload=encode_call(name, args, kwargs, self.settings.max_payload),
-            queue=options.get("queue", self.settings.default_queue),
-            priority=options.get("priority", 0),
-            options=stored,
+            payload=payload,
+            queue=template.queue,
+            priority=template.priority,
+            options=template.options,  # shared by the calls of one batch: never mutated
         )
 
     async def enqueue_chain(self, tasks: Sequence[PendingTask], *, reserve: bool) -> list[str]:
@@ -233,10 +254,11 @@ class Afterward:
 
             await afterward.enqueue_many(send_reminder, [(user.id,) for user in users])
         """
+        template = self._template(func)  # once: the same for every call
         tasks = [
-            self.prepare(func, (), dict(c))
+            self._call_of(template, func, (), dict(c))
             if isinstance(c, Mapping)
-            else self.prepare(func, tuple(c), {})
+            else self._call_of(template, func, tuple(c), {})
             for c in calls
         ]
         if not tasks:

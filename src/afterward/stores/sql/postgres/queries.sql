@@ -66,10 +66,10 @@ SELECT pg_notify(%(channel)s, '');
 -- (a CTE cannot see rows another CTE inserts); `linked` points earlier tasks at new ones.
 WITH new AS (
     SELECT * FROM unnest(
-        %(ids)s::text[], %(functions)s::text[], %(payloads)s::text[], %(queues)s::text[],
-        %(states)s::text[], %(priorities)s::int[], %(run_ats)s::float8[],
-        %(max_attempts)s::int[], %(options)s::text[], %(chain_ids)s::text[],
-        %(prev_ids)s::text[], %(next_ids)s::text[], %(unique_keys)s::text[]
+        %(ids)b::text[], %(functions)b::text[], %(payloads)b::text[], %(queues)b::text[],
+        %(states)b::text[], %(priorities)b::int[], %(run_ats)b::float8[],
+        %(max_attempts)b::int[], %(options)b::text[], %(chain_ids)b::text[],
+        %(prev_ids)b::text[], %(next_ids)b::text[], %(unique_keys)b::text[]
     ) WITH ORDINALITY AS new (
         id, function, payload, queue, state, priority, run_at, max_attempts, options,
         chain_id, prev_id, next_id, unique_key, n
