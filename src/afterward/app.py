@@ -7,6 +7,7 @@ import secrets
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -83,6 +84,8 @@ class Afterward:
         self._runner: Runner | None = None
         self._embedded: EmbeddedWorker | None = None
         self._lock = threading.Lock()
+        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], PendingTask]
+        self._templates = weakref.WeakKeyDictionary()
 
     # -- finding the instance of an app -----------------------------------------------
 
@@ -191,7 +194,17 @@ class Afterward:
         return self._call_of(self._template(func), func, args, kwargs)
 
     def _template(self, func: Callable[..., Any]) -> PendingTask:
-        """What every task of `func` shares (its id and payload left empty)."""
+        """What every task of `func` shares (its id and payload left empty), kept per
+        function: a function's name and options do not change."""
+        try:
+            found = self._templates.get(func)
+        except TypeError:  # not weakly referenceable: worked out each time
+            return self._make_template(func)
+        if found is None:
+            found = self._templates[func] = self._make_template(func)
+        return found
+
+    def _make_template(self, func: Callable[..., Any]) -> PendingTask:
         name = self.registry.name_of(func)
         if not self.runs_in_app and name.startswith("__main__:"):
             raise FunctionNotImportable(
