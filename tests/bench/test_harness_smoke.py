@@ -47,3 +47,19 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
     assert "## Targets" in report and "### PostgreSQL" in report
     throughput = [r for r in data["runs"] if r["workload"] == "throughput_1"]
     assert all(r["figures"]["ran"] == 2000 and r["figures"]["rate"] > 0 for r in throughput)
+
+
+def test_the_memory_benchmark_samples_the_worker_until_every_task_ran(tmp_path: Path) -> None:
+    # Given the memory benchmark, asked for a few tasks on SQLite
+    out = tmp_path / "memory.md"
+    command = [sys.executable, "-m", "bench.memory", "--tasks", "300", "--store", "sqlite"]
+    # When it runs
+    done = subprocess.run(
+        [*command, "--markdown", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    # Then it wrote a row with the worker's memory (a real process has some)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (row,) = [line for line in out.read_text().splitlines() if line.startswith("| sqlite")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "300"
+    assert float(cells[3].split()[0]) > 10  # MiB at 10 % done
