@@ -88,7 +88,7 @@ async def measure(url: str, tasks: int, ledger: Path) -> list[tuple[float, int, 
         worker.wait(60)
 
 
-def summary(store: str, tasks: int, samples: list[tuple[float, int, int]]) -> dict[str, float]:
+def summary(tasks: int, samples: list[tuple[float, int, int]]) -> dict[str, float]:
     """RSS at 10 %, 50 % and 100 % of the tasks done, growth, and the rate."""
 
     def at(fraction: float) -> tuple[float, int, int]:
@@ -134,7 +134,7 @@ def main() -> None:
             url = STORES[store](Path(tmp))
             ledger = Path(tmp) / "ledger"
             samples = asyncio.run(measure(url, args.tasks, ledger))
-            rows[store] = summary(store, args.tasks, samples)
+            rows[store] = summary(args.tasks, samples)
             print(f"{store}: {rows[store]}", flush=True)
             _drop(store, url)
     text = table(rows)
