@@ -72,6 +72,7 @@ FULL = {"enqueue_one": 2000, "enqueue_bulk": 20_000, "throughput": 20_000, "late
 QUICK = {"enqueue_one": 300, "enqueue_bulk": 2000, "throughput": 2000, "latency": 50}
 WORKLOADS = ("enqueue_one", "enqueue_bulk", "throughput_1", "throughput_2", "latency", "web")
 WEB_VARIANTS = ("none", "fastapi", "sqlite", "postgres", "redis")
+"""afterward's endpoint variants; the peers that enqueue in the endpoint come after them."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,25 @@ def python_of(system: System) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", *system.requirements], check=True
+        )
+        marker.write_text(wanted)
+    return python
+
+
+def web_python_of(system: System) -> Path:
+    """The system's Python with FastAPI and uvicorn added, at the versions afterward has
+    here, so every endpoint runs on the same web stack (`bench.web`'s peer variants)."""
+    from importlib.metadata import version
+
+    python = python_of(system)
+    if system.name == "afterward":
+        return python
+    wanted = f"fastapi=={version('fastapi')}\nuvicorn=={version('uvicorn')}"
+    marker = python.parent.parent / "web.txt"
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"adding FastAPI and uvicorn to {system.name}'s virtualenv …", flush=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *wanted.split()], check=True
         )
         marker.write_text(wanted)
     return python
@@ -186,12 +206,15 @@ def run_one(
     return figures
 
 
-def web_round(n: int, tmp: Path, seconds: float, failures: dict[str, str]) -> list[Run]:
+def web_round(
+    n: int, tmp: Path, seconds: float, failures: dict[str, str], systems: list[System]
+) -> list[Run]:
     """The lesson's endpoint under uvicorn + wrk, once per variant (see `bench.web`)."""
     from . import web
 
     runs = []
-    for variant in WEB_VARIANTS:
+    names = {s.name for s in systems}
+    for variant in (*WEB_VARIANTS, *(p for p in web.PEERS if p in names)):
         try:
             r = web.one_round(variant, tmp, seconds, 32)
         except (SystemExit, subprocess.CalledProcessError) as exc:
@@ -225,7 +248,7 @@ def main() -> None:
         for n in range(1, args.rounds + 1):
             for workload in workloads:
                 if workload == "web":
-                    runs += web_round(n, Path(tmp), 5.0 if args.quick else 10.0, failures)
+                    runs += web_round(n, Path(tmp), 5.0 if args.quick else 10.0, failures, systems)
                     continue
                 for system in systems:
                     for store in system.stores:

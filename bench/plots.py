@@ -109,14 +109,19 @@ def latency(runs: list[dict[str, Any]], folder: Path) -> Path | None:
 
 
 def web(runs: list[dict[str, Any]], folder: Path) -> Path | None:
-    variants = ["none", "fastapi", "sqlite", "postgres", "redis"]
     names = {
         "none": "no tasks",
         "fastapi": "FastAPI BackgroundTasks",
         "sqlite": "afterward SQLite",
         "postgres": "afterward PostgreSQL",
         "redis": "afterward Redis",
+        "saq": "SAQ (Redis)",
+        "arq": "arq (Redis)",
+        "pgqueuer": "PgQueuer (PostgreSQL)",
+        "procrastinate": "Procrastinate (PostgreSQL)",
+        "rq": "RQ (Redis)",
     }
+    variants = list(names)
     present = [v for v in variants if _median(runs, "web", v, "web", "rps") is not None]
     if not present:
         return None

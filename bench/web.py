@@ -1,4 +1,5 @@
-"""The lesson's ``/tasks`` endpoint under uvicorn: req/s and latency, afterward vs FastAPI.
+"""The lesson's ``/tasks`` endpoint under uvicorn: req/s and latency, afterward vs FastAPI
+and vs the peers that enqueue inside the endpoint.
 
 Each variant runs in its own uvicorn process (one worker, uvloop/httptools when
 installed); `wrk` drives it from a second process with 32 connections. Rounds are
@@ -6,19 +7,29 @@ interleaved (every variant once, then again), so a slow moment of the machine hi
 them; the table shows the median round and the min-max of req/s.
 
     .venv/bin/python -m bench.web [--seconds 10] [--rounds 3] [--connections 32]
-                                  [--variant none|fastapi|sqlite|postgres|redis ...]
+                                  [--variant none|fastapi|sqlite|postgres|redis|saq|arq|...]
+                                  [--no-peer-workers]
 
 Needs `wrk` (Debian: ``apt-get install wrk``). For afterward, every request's two tasks
 must also have *run* by the end of the round; the table says how many did.
+
+A peer variant (SAQ, arq, PgQueuer, Procrastinate, RQ) runs `bench/peers/web_app.py` in
+the peer's own virtualenv (see `bench.compare`), with FastAPI and uvicorn at the versions
+afterward has here. Its endpoint enqueues the two tasks and answers; one worker process of
+the peer, with its defaults, runs them at the same time on the same two cores, because
+afterward's figure includes running its tasks too. ``--no-peer-workers`` leaves the worker
+out (the endpoint alone, as the issue's reference figures were taken).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,13 +50,21 @@ VARIANTS = {
     "postgres": ("bench.web_apps:afterward", "postgres"),
     "redis": ("bench.web_apps:afterward", "redis"),
 }
+PEERS = ("saq", "arq", "pgqueuer", "procrastinate", "rq")
+"""Peers measured enqueueing inside the endpoint (each on its own kind of store)."""
 LABELS = {
     "none": "endpoint without tasks",
-    "fastapi": "FastAPI BackgroundTasks (in memory)",
+    "fastapi": "FastAPI BackgroundTasks (in memory, lost on a crash)",
     "sqlite": "afterward, SQLite (synchronous=FULL)",
     "postgres": "afterward, PostgreSQL",
     "redis": "afterward, Redis",
+    "saq": "SAQ enqueues in the endpoint (Redis), its worker beside",
+    "arq": "arq enqueues in the endpoint (Redis), its worker beside",
+    "pgqueuer": "PgQueuer enqueues in the endpoint (PostgreSQL), its worker beside",
+    "procrastinate": "Procrastinate enqueues in the endpoint (PostgreSQL), its worker beside",
+    "rq": "RQ enqueues in a def endpoint (Redis), its worker beside",
 }
+PEER_DIR = ROOT / "bench" / "peers"
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,8 @@ class Round:
     p99_ms: float
     non_2xx: int
     tasks: tuple[int, int] | None
-    """afterward: (succeeded, stored) a second after the round; all stored must succeed."""
+    """afterward: (succeeded, stored) a second after the round; all stored must succeed.
+    A peer with its worker: (tasks its worker ran, 2 x responses)."""
 
 
 def _ms(text: str) -> float:
@@ -131,43 +151,60 @@ async def _tally(url: str) -> tuple[int, int]:
         await afterward.aclose()
 
 
-def one_round(variant: str, tmp: Path, seconds: float, connections: int) -> Round:
+def _serve(
+    command: list[str], env: dict[str, str], cwd: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    args = ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    proc = subprocess.Popen([*command, *args], env=env, cwd=cwd)
+    try:
+        _wait_answering(port, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, port
+
+
+def _measure(
+    port: int, tmp: Path, seconds: float, connections: int
+) -> tuple[dict[str, float], int]:
+    """wrk's figures for the timed run, and all responses including the warm-up's."""
+    script = tmp / "post.lua"
+    script.write_text('wrk.method = "POST"\n')
+    warm = run_wrk(port, 1.0, connections, script)  # imports, store schema, caches
+    measured = run_wrk(port, seconds, connections, script)
+    return measured, int(warm["total"] + measured["total"])
+
+
+def one_round(
+    variant: str, tmp: Path, seconds: float, connections: int, *, peer_workers: bool = True
+) -> Round:
+    """One wrk run against one variant, on a fresh store."""
+    if variant in PEERS:
+        return _peer_round(variant, tmp, seconds, connections, peer_workers)
     target, kind = VARIANTS[variant]
     url = fresh_url(kind, tmp) if kind else None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if url:
         env["AFTERWARD_URL"] = url
-    port = _free_port()
-    script = tmp / "post.lua"
-    script.write_text('wrk.method = "POST"\n')
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            target,
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        cwd=tmp,
-    )
     try:
-        _wait_answering(port, proc)
-        run_wrk(port, 1.0, connections, script)  # warm up (imports, store schema, caches)
-        measured = run_wrk(port, seconds, connections, script)
-        tasks = None
-        if url:
-            time.sleep(1.0)  # the last requests' tasks run right after their responses
-            tasks = asyncio.run(_tally(url))
+        proc, port = _serve([sys.executable, "-m", "uvicorn", target], env, tmp)
+        try:
+            measured, _ = _measure(port, tmp, seconds, connections)
+            tasks = None
+            if url:
+                time.sleep(1.0)  # the last requests' tasks run right after their responses
+                tasks = asyncio.run(_tally(url))
+        finally:
+            proc.terminate()
+            proc.wait(30)
     finally:
-        proc.terminate()
-        proc.wait(30)
         if url:
             drop(url)
+    return _round(variant, measured, tasks)
+
+
+def _round(variant: str, measured: dict[str, float], tasks: tuple[int, int] | None) -> Round:
     return Round(
         variant=variant,
         requests_per_s=measured["rps"],
@@ -176,6 +213,82 @@ def one_round(variant: str, tmp: Path, seconds: float, connections: int) -> Roun
         non_2xx=int(measured["bad"]),
         tasks=tasks,
     )
+
+
+def _peer_round(name: str, tmp: Path, seconds: float, connections: int, with_worker: bool) -> Round:
+    from .compare import SYSTEMS, Stores, web_python_of
+
+    system = next(s for s in SYSTEMS if s.name == name)
+    python = str(web_python_of(system))
+    stores = Stores(tmp)
+    url = stores.url(name, system.stores[0])
+    ledger = tmp / f"{name}.ledger"
+    ledger.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PEER_DIR),
+        "AW_BENCH_PEER": name,
+        "AW_BENCH_URL": url,
+        "AW_BENCH_LEDGER": str(ledger),
+    }
+
+    def in_peer(code: str) -> str:
+        done = subprocess.run(
+            [python, "-c", code], env=env, cwd=PEER_DIR, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise SystemExit(f"{name}: {done.stderr.strip()[-300:]}")
+        return done.stdout
+
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        in_peer(
+            f"import asyncio, peer_{name} as p\nif hasattr(p, 'prepare'):\n"
+            f"    asyncio.run(p.prepare({url!r}))"
+        )
+        if with_worker:
+            commands = json.loads(
+                in_peer(
+                    f"import json, peer_{name} as p\n"
+                    f"print(json.dumps(p.worker_commands({url!r}, 1)))"
+                )
+            )
+            workers = [
+                subprocess.Popen(
+                    c,
+                    env=env,
+                    cwd=PEER_DIR,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                for c in commands
+            ]
+        proc, port = _serve([python, "-m", "uvicorn", "web_app:app"], env, PEER_DIR)
+        try:
+            measured, responses = _measure(port, tmp, seconds, connections)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        tasks = None
+        if with_worker:
+            time.sleep(1.0)  # as for afterward: a second for the last tasks
+            tasks = (count_lines(ledger), 2 * responses)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        stores.drop()
+    return _round(name, measured, tasks)
+
+
+def count_lines(path: Path) -> int:
+    """How many tasks a peer's worker recorded in its ledger."""
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 def table(rounds: list[Round], variants: list[str]) -> str:
@@ -204,16 +317,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--variant", action="append", choices=list(VARIANTS))
+    parser.add_argument("--variant", action="append", choices=[*VARIANTS, *PEERS])
+    parser.add_argument(
+        "--no-peer-workers", action="store_true", help="peers: the endpoint alone, no worker"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench.web needs wrk: apt-get install wrk")
-    variants = args.variant or ["none", "fastapi", "sqlite", "postgres", "redis"]
+    variants = args.variant or [*VARIANTS, *PEERS]
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in range(args.rounds):
             for v in variants:
-                r = one_round(v, Path(tmp), args.seconds, args.connections)
+                r = one_round(
+                    v,
+                    Path(tmp),
+                    args.seconds,
+                    args.connections,
+                    peer_workers=not args.no_peer_workers,
+                )
                 rounds.append(r)
                 done = "" if r.tasks is None else f", tasks succeeded {r.tasks[0]:,}/{r.tasks[1]:,}"
                 print(

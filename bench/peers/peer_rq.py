@@ -25,6 +25,10 @@ class Client:
         pass
 
     async def enqueue(self, enqueued_at: float) -> None:
+        self.enqueue_blocking(enqueued_at)
+
+    def enqueue_blocking(self, enqueued_at: float) -> None:
+        """RQ's client is synchronous: an endpoint calls it from a thread."""
         self.queue.enqueue(work, enqueued_at)
 
     async def enqueue_many(self, times: list[float]) -> None:
