@@ -40,6 +40,7 @@ from ._pg_transaction import (
     enqueue_in_sync,
     sync_driver_connection,
 )
+from ._pg_vacuum import Vacuum
 from ._rows import attempt_from_row, job_from_row
 from .base import Counts, JobFilter
 
@@ -98,6 +99,7 @@ class PostgresStore:
             interrupt=self._interrupt,
             grace=_CLOSE_GRACE,
         )
+        self._vacuum = Vacuum()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -169,9 +171,18 @@ class PostgresStore:
     async def _configure(self, conn: Conn) -> None:
         await conn.execute(self._target.configure_session())
 
+    @asynccontextmanager
+    async def _own_connection(self) -> AsyncIterator[Conn]:
+        """A connection outside the pools, closed after use (for a long `Vacuum`)."""
+        conn = await Conn.connect(self._target.conninfo, autocommit=True, row_factory=dict_row)
+        async with conn:
+            await self._configure(conn)
+            yield conn
+
     async def close(self) -> None:
         """Stop listening, let operations under way finish (a few seconds at most) and
         close every loop's pool. Idempotent."""
+        self._vacuum.cancel()
         await self._loops.close()
 
     @staticmethod
@@ -340,10 +351,12 @@ class PostgresStore:
 
     @_on_loop
     async def recover(self, *, now: float, dead_workers: Sequence[str] = ()) -> int:
-        """One transaction; lost rows are locked (``SKIP LOCKED``) then failed."""
+        """One transaction; lost rows are locked (``SKIP LOCKED``) then failed. Also looks,
+        every half minute, whether the tables need the vacuum autovacuum won't give them."""
         async with self._transaction() as conn:
             taken, woken = await recover_leases(conn, now, dead_workers, self._target.channel)
         self._woke(woken)
+        self._vacuum.poke(self._own_connection)
         return taken
 
     # -- administration ---------------------------------------------------------------

@@ -44,6 +44,26 @@ SET search_path TO {schema};
 SET extra_float_digits = 3;
 SET enable_bitmapscan = off;
 
+-- name: vacuum_due
+-- The store's tables holding many dead row versions that autovacuum will not clean (it is
+-- off for the server or for the table), schema-qualified and quoted, ready for VACUUM.
+SELECT quote_ident(s.schemaname) || '.' || quote_ident(s.relname) AS relname
+FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
+WHERE s.schemaname = current_schema()
+  AND s.relname IN ('afterward_jobs', 'afterward_attempts')
+  AND s.n_dead_tup > 10000 + 0.05 * s.n_live_tup
+  AND (current_setting('autovacuum') = 'off'
+       OR 'autovacuum_enabled=false' = ANY(coalesce(c.reloptions, '{}')))
+ORDER BY s.relname;
+
+-- name: vacuum_lock
+-- One process at a time vacuums a schema's tables (held by the session, until it ends).
+SELECT pg_try_advisory_lock(hashtext(current_schema() || '.afterward_vacuum')) AS locked;
+
+-- name: vacuum_unlock
+-- Let another process vacuum again.
+SELECT pg_advisory_unlock(hashtext(current_schema() || '.afterward_vacuum'));
+
 -- name: schema_version
 -- The latest migration applied.
 SELECT coalesce(max(version), 0) AS version FROM afterward_schema_version;

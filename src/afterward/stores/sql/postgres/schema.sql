@@ -55,6 +55,18 @@ CREATE TABLE afterward_attempts (
     PRIMARY KEY (job_id, number)
 );
 
+-- Autovacuum at 2 % dead or new rows (PostgreSQL's default is 20 %): see migration 0003.
+ALTER TABLE afterward_jobs SET (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
+ALTER TABLE afterward_attempts SET (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
 CREATE TABLE afterward_schema_version (
     version INTEGER PRIMARY KEY
 );
