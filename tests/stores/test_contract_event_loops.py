@@ -48,18 +48,14 @@ async def test_calls_from_loops_that_come_and_go_all_work(store: Store, clock: C
     # Given a store opened on this loop
     # When twenty short-lived loops, one after another, each enqueue a task
     for _ in range(20):
-        await asyncio.to_thread(
-            _on_another_loop, lambda: store.enqueue([new_job()], now=clock())
-        )
+        await asyncio.to_thread(_on_another_loop, lambda: store.enqueue([new_job()], now=clock()))
     # Then every task is there, as seen from this loop, and the store still works here
     assert await store.counts() == {("default", JobState.QUEUED): 20}
     taken = await store.acquire("w1", now=clock(), lease=LEASE, limit=50)
     assert len(taken) == 20
 
 
-async def test_two_loops_working_at_once_see_each_others_writes(
-    store: Store, clock: Clock
-) -> None:
+async def test_two_loops_working_at_once_see_each_others_writes(store: Store, clock: Clock) -> None:
     # Given a long-lived second loop, in its own thread, taking tasks as they come
     done = threading.Event()
 

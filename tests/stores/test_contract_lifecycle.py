@@ -53,6 +53,60 @@ async def test_complete_many_completes_each_held_task_and_leaves_out_the_rest(
     assert await store.complete_many("w1", [], now=clock()) == set()
 
 
+async def test_complete_and_acquire_reports_then_takes_in_one_call(
+    store: Store, clock: Clock
+) -> None:
+    # Given w1 running two tasks, one reported with a wrong attempt number, and two more due
+    running = await store.enqueue([new_job(), new_job()], now=clock())
+    await store.acquire("w1", now=clock(), lease=LEASE, limit=2)
+    clock.advance(1)
+    due = await store.enqueue([new_job(), new_job()], now=clock())
+    # When w1 reports both and asks for up to 5 more
+    clock.advance(1)
+    reported = [(running[0], 1), (running[1], 2)]
+    done, taken = await store.complete_and_acquire(
+        "w1", reported, now=clock(), lease=LEASE, limit=5
+    )
+    # Then the fenced report is left out, the other succeeded, and the due tasks were taken
+    assert done == {running[0]}
+    assert (await store.get(running[0])).state is JobState.SUCCEEDED
+    assert (await store.get(running[1])).state is JobState.RUNNING
+    assert [j.id for j in taken] == due
+    assert all((j.state, j.lease_owner, j.attempts) == (JobState.RUNNING, "w1", 1) for j in taken)
+    assert [a.number for a in (await store.get(due[0])).history] == [1]
+    # And with nothing to report it is a plain acquire; with nothing due it only reports
+    assert await store.complete_and_acquire("w1", [], now=clock(), lease=LEASE, limit=5) == (
+        set(),
+        [],
+    )
+    done, taken = await store.complete_and_acquire(
+        "w1", [(due[0], 1)], now=clock(), lease=LEASE, limit=0
+    )
+    assert (done, taken) == ({due[0]}, [])
+
+
+async def test_complete_and_acquire_takes_the_next_task_the_completion_released(
+    store: Store, clock: Clock
+) -> None:
+    # Given a chain of three reserved for w1 (as a web process enqueues it), its head running
+    ids = await store.enqueue(new_chain(3), now=clock(), reserve_for="w1", lease=LEASE)
+    (head,) = await store.acquire("w1", now=clock(), lease=LEASE, limit=1, ids=ids[:1])
+    # When w1 completes the head and asks for the next task by id
+    clock.advance(1)
+    done, taken = await store.complete_and_acquire(
+        "w1", [(head.id, head.attempts)], now=clock(), lease=LEASE, limit=1, ids=ids[1:2]
+    )
+    # Then the head succeeded and the second task is running under w1, the third waits
+    assert done == {head.id}
+    assert [(j.id, j.state, j.lease_owner) for j in taken] == [(ids[1], JobState.RUNNING, "w1")]
+    assert (await store.get(ids[2])).state is JobState.WAITING
+    # And another worker cannot take the next one's place by id
+    done, taken = await store.complete_and_acquire(
+        "w2", [], now=clock(), lease=LEASE, limit=1, ids=ids[2:]
+    )
+    assert (done, taken) == (set(), [])
+
+
 async def test_fail_with_retry_at_schedules_the_task(store: Store, clock: Clock) -> None:
     # Given a running task
     job_id = await enqueue_one(store, clock)

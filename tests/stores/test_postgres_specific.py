@@ -409,9 +409,7 @@ async def test_extending_a_chains_leases_while_its_head_completes_cannot_deadloc
     await pg.acquire("w1", now=clock(), lease=60, limit=1, ids=ids[:1])
     # And a transaction doing what complete does: lock the head first, then the next task
     with psycopg.connect(POSTGRES_URL) as completing:
-        completing.execute(
-            sql.SQL("SET search_path TO {}").format(sql.Identifier(_schema(pg_url)))
-        )
+        completing.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(_schema(pg_url))))
         completing.execute("SELECT 1 FROM afterward_jobs WHERE id = %s FOR UPDATE", [ids[0]])
         # When the runner renews both leases meanwhile (and waits for the head's lock)
         extending = asyncio.create_task(pg.extend_leases("w1", ids, now=clock(), lease=60))

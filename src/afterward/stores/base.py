@@ -123,6 +123,27 @@ class Store(Protocol):
         """
         ...
 
+    async def complete_and_acquire(
+        self,
+        worker: str,
+        attempts: Sequence[tuple[str, int]],
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> tuple[set[str], list[Job]]:
+        """`complete_many`, then `acquire`, in one write (and one round trip where the
+        store allows): a worker reports what just ran and takes what runs next together.
+
+        The two parts behave exactly as the two calls would, in that order: a completion
+        refused by its fence does not stop the acquire, and the acquire sees the chain
+        tasks the completions released (so `ids` can name the next task of a chain whose
+        current task completes here). Returns the ids completed and the tasks acquired.
+        """
+        ...
+
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float
     ) -> bool:

@@ -262,6 +262,49 @@ class PostgresStore:
     ) -> list[Job]:
         """One statement: lock due rows (``FOR UPDATE SKIP LOCKED``), take them, open
         their attempts. A worker looking for any work listens for more from then on."""
+        query, params = self._taking(worker, now, lease, limit, queues, ids)
+        return [job_from_row(r) for r in await self._all(query, params)]
+
+    @_on_loop
+    async def complete_and_acquire(
+        self,
+        worker: str,
+        attempts: Sequence[tuple[str, int]],
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> tuple[set[str], list[Job]]:
+        """The `complete` and acquire statements in one transaction, sent in one round
+        trip (pipeline mode): one commit, and the acquire sees what the completions
+        released."""
+        query, params = self._taking(worker, now, lease, limit, queues, ids)
+        async with self._connection() as conn:
+            async with conn.pipeline(), conn.transaction():
+                completing = None
+                if attempts:
+                    completing = await conn.execute(
+                        QUERIES["complete"], self._completing(worker, attempts, now)
+                    )
+                taking = await conn.execute(QUERIES[query], params) if limit > 0 else None
+            done = await completing.fetchall() if completing else []
+            rows = await taking.fetchall() if taking else []
+        self._woke(any(r["woken"] for r in done))
+        return {r["id"] for r in done}, [job_from_row(r) for r in rows]
+
+    def _taking(
+        self,
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None,
+        ids: Sequence[str] | None,
+    ) -> tuple[str, dict[str, Any]]:
+        """The acquire statement and its parameters; a worker looking for any work
+        listens for more from then on."""
         waker = self._live()[1]
         if ids is None:
             waker.start()
@@ -269,11 +312,8 @@ class PostgresStore:
         params: dict[str, Any] = {"worker": worker, "now": now, "expires": now + lease}
         params["limit"] = limit
         if ids is not None:
-            rows = await self._all("acquire_ids", {**params, "ids": list(ids)})
-        else:
-            queue_list = None if queues is None else list(queues)
-            rows = await self._all("acquire_due", {**params, "queues": queue_list})
-        return [job_from_row(r) for r in rows]
+            return "acquire_ids", {**params, "ids": list(ids)}
+        return "acquire_due", {**params, "queues": None if queues is None else list(queues)}
 
     @_on_loop
     async def extend_leases(
@@ -294,16 +334,20 @@ class PostgresStore:
         """One statement: succeed, close the attempts, release the next tasks."""
         if not attempts:
             return set()
-        params = {
+        rows = await self._all("complete", self._completing(worker, attempts, now))
+        self._woke(any(r["woken"] for r in rows))
+        return {r["id"] for r in rows}
+
+    def _completing(
+        self, worker: str, attempts: Sequence[tuple[str, int]], now: float
+    ) -> dict[str, Any]:
+        return {
             "ids": [job_id for job_id, _ in attempts],
             "attempts": [int(attempt) for _, attempt in attempts],
             "worker": worker,
             "now": now,
             "channel": self._target.channel,
         }
-        rows = await self._all("complete", params)
-        self._woke(any(r["woken"] for r in rows))
-        return {r["id"] for r in rows}
 
     @_on_loop
     async def fail(

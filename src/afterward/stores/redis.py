@@ -45,7 +45,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..errors import StoreError, TaskNotFound
 from ..jobs import (
@@ -189,17 +189,69 @@ class RedisStore:
         """Take up to `limit` due tasks for `worker`; see `Store.acquire`."""
         if limit <= 0:
             return []
+        args = self._acquire_args(worker, now, lease, limit, queues, ids)
+        return self._jobs(await self._call(self._script("acquire", *args)))
+
+    @staticmethod
+    def _acquire_args(
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None,
+        ids: Sequence[str] | None,
+    ) -> list[str | int]:
         if ids is not None:
             mode, names = "ids", list(ids)
         elif queues is not None:
             mode, names = "queues", list(queues)
         else:
             mode, names = "all", []
-        args: list[str | int] = [stamp(now), worker, stamp(now + lease), limit, mode, *names]
-        rows = await self._call(self._script("acquire", *args))
+        return [stamp(now), worker, stamp(now + lease), limit, mode, *names]
+
+    @staticmethod
+    def _jobs(rows: Sequence[Sequence[str]]) -> list[Job]:
         jobs = [job_from_hash(row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
         return jobs
+
+    async def complete_and_acquire(
+        self,
+        worker: str,
+        attempts: Sequence[tuple[str, int]],
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> tuple[set[str], list[Job]]:
+        """The `complete` and `acquire` scripts, one after the other in one round trip (a
+        pipeline): each is atomic, and the acquire sees what the completions released."""
+        calls = [("acquire", self._acquire_args(worker, now, lease, limit, queues, ids))]
+        if attempts:
+            calls.insert(0, ("complete", self._complete_args(worker, attempts, now)))
+        if limit <= 0:
+            calls.pop()
+        answers = await self._call(self._scripts_at_once(calls))
+        done = {str(i) for i in answers[0]} if attempts else set()
+        rows = answers[-1] if limit > 0 else []
+        return done, self._jobs(rows)
+
+    async def _scripts_at_once(self, calls: list[tuple[str, list[str | int]]]) -> list[Any]:
+        """Run scripts in order in one pipeline; one the server lost (a restart with no
+        script cache) is loaded and run again on its own, after those before it."""
+        scripts = self._loops.current().scripts
+        async with self._redis().pipeline(transaction=False) as pipe:
+            for name, args in calls:
+                pipe.evalsha(scripts[name].sha, 0, self.prefix, *args)
+            answers: list[Any] = await pipe.execute(raise_on_error=False)
+        for i, ((name, args), answer) in enumerate(zip(calls, answers, strict=True)):
+            if isinstance(answer, NoScriptError):
+                answers[i] = await self._script(name, *args)
+            elif isinstance(answer, Exception):
+                raise answer
+        return answers
 
     async def extend_leases(
         self, worker: str, ids: Sequence[str], *, now: float, lease: float
@@ -220,9 +272,17 @@ class RedisStore:
         """`complete` for many tasks in one script run; returns the ids completed."""
         if not attempts:
             return set()
-        pairs = [str(v) for job_id, attempt in attempts for v in (job_id, int(attempt))]
-        done = await self._call(self._script("complete", stamp(now), worker, *pairs))
+        done = await self._call(
+            self._script("complete", *self._complete_args(worker, attempts, now))
+        )
         return {str(i) for i in done}
+
+    @staticmethod
+    def _complete_args(
+        worker: str, attempts: Sequence[tuple[str, int]], now: float
+    ) -> list[str | int]:
+        pairs = [str(v) for job_id, attempt in attempts for v in (job_id, int(attempt))]
+        return [stamp(now), worker, *pairs]
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float

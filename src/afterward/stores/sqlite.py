@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
@@ -135,6 +135,39 @@ class SQLiteStore:
         queues: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[Job]:
+        take = self._taking(worker, now, lease, limit, queues, ids)
+        # Not fsynced on its own: after a power loss the task is simply due again.
+        return await self._db.write(take, durable=False)
+
+    async def complete_and_acquire(
+        self,
+        worker: str,
+        attempts: Sequence[tuple[str, int]],
+        *,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> tuple[set[str], list[Job]]:
+        """One write: the completions, then the acquire (which sees what they released)."""
+        complete = self._completing(worker, attempts, now)
+        take = self._taking(worker, now, lease, limit, queues, ids)
+
+        def write(conn: sqlite3.Connection) -> tuple[set[str], list[Job]]:
+            return complete(conn), take(conn)
+
+        return await self._db.write(write, durable=bool(attempts))
+
+    def _taking(
+        self,
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None,
+        ids: Sequence[str] | None,
+    ) -> Callable[[sqlite3.Connection], list[Job]]:
         params: dict[str, Any] = {
             "worker": worker,
             "now": now,
@@ -161,8 +194,7 @@ class SQLiteStore:
             rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
             return [job_from_row(r) for r in rows]
 
-        # Not fsynced on its own: after a power loss the task is simply due again.
-        return await self._db.write(write, durable=False)
+        return write
 
     async def extend_leases(
         self, worker: str, ids: Sequence[str], *, now: float, lease: float
@@ -181,6 +213,13 @@ class SQLiteStore:
     async def complete_many(
         self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
     ) -> set[str]:
+        complete = self._completing(worker, attempts, now)
+        return await self._db.write(complete) if attempts else set()
+
+    @staticmethod
+    def _completing(
+        worker: str, attempts: Sequence[tuple[str, int]], now: float
+    ) -> Callable[[sqlite3.Connection], set[str]]:
         def write(conn: sqlite3.Connection) -> set[str]:
             done = set()
             for job_id, attempt in attempts:
@@ -194,7 +233,7 @@ class SQLiteStore:
                 done.add(job_id)
             return done
 
-        return await self._db.write(write) if attempts else set()
+        return write
 
     async def fail(
         self, job_id: str, worker: str, attempt: int, failure: Failure, *, now: float

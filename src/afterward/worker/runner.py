@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import logging
 import random
 import time
@@ -30,7 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import AfterwardError, TimeLimitExceeded
+from ..errors import AfterwardError, StoreError, TimeLimitExceeded
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..serialization import decode_call
@@ -95,12 +96,18 @@ class Runner:
 
     # -- running one task -------------------------------------------------------------
 
-    async def run_job(self, job: Job, ran: Callable[[], None] = lambda: None) -> bool:
+    async def run_job(
+        self,
+        job: Job,
+        ran: Callable[[], None] = lambda: None,
+        succeed: Callable[[Job], Awaitable[bool]] | None = None,
+    ) -> bool:
         """Run one acquired task and record its outcome; True if it succeeded. `ran` is
-        called once the function has returned or raised, before the outcome is written."""
+        called once the function has returned or raised, before the outcome is written;
+        `succeed` writes a success (default: with the other successes of this loop)."""
         self._held[job.id] = job.attempts
         try:
-            return await self._run_job(job, ran)
+            return await self._run_job(job, ran, succeed)
         except Exception:  # e.g. out of memory while recording: never leave it unnoticed
             log.exception(
                 "task %s: the worker failed while running it; it is taken back when its "
@@ -111,7 +118,9 @@ class Runner:
         finally:
             self._held.pop(job.id, None)
 
-    async def _run_job(self, job: Job, ran: Callable[[], None]) -> bool:
+    async def _run_job(
+        self, job: Job, ran: Callable[[], None], succeed: Callable[[Job], Awaitable[bool]] | None
+    ) -> bool:
         try:
             func = self._registry.resolve(job.function)
             args, kwargs = decode_call(func, job.payload)
@@ -153,6 +162,8 @@ class Runner:
             job.function,
             (time.perf_counter() - started) * 1000,
         )
+        if succeed is not None:
+            return await self._report(lambda: succeed(job), job)
         completions = self._batches_here().completions
         return await self._report(lambda: completions.call((job.id, job.attempts)), job)
 
@@ -167,12 +178,24 @@ class Runner:
         done = await self._store.complete_many(self.worker_id, attempts, now=self._clock())
         return [job_id in done for job_id, _ in attempts]
 
-    async def _acquire_reserved(self, ids: list[str]) -> list[Job | None]:
-        jobs = await self._store.acquire(
-            self.worker_id, now=self._clock(), lease=self._settings.lease, limit=len(ids), ids=ids
+    async def _chain_steps(self, steps: list[_Step]) -> list[tuple[bool, Job | None]]:
+        """Steps of this loop's chains in one write: each completes the task that ran
+        (if any) and takes the next one named (if any), which that completion released."""
+        attempts = [done for done, _ in steps if done is not None]
+        wanted = [next_id for _, next_id in steps if next_id is not None]
+        completed, jobs = await self._store.complete_and_acquire(
+            self.worker_id,
+            attempts,
+            now=self._clock(),
+            lease=self._settings.lease,
+            limit=len(wanted),
+            ids=wanted,
         )
-        by_id = {job.id: job for job in jobs}
-        return [by_id.get(job_id) for job_id in ids]
+        taken = {job.id: job for job in jobs}
+        return [
+            (done is not None and done[0] in completed, taken.get(next_id or ""))
+            for done, next_id in steps
+        ]
 
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or
@@ -274,13 +297,22 @@ class Runner:
         What is left is handed back, for this process's or any worker's runner to take.
         """
         done = 0
+        steps = self._batches_here().chain_steps
+        following = dict(itertools.pairwise(ids))
+        taken: dict[str, Job | None] = {}
+
+        async def succeed(job: Job) -> bool:
+            # The success and the take of the next task: one write for both.
+            completed, taken[job.id] = await steps.call(
+                ((job.id, job.attempts), following.get(job.id))
+            )
+            return completed
+
         try:
-            acquire = self._batches_here().reserved
-            for job_id in ids:
-                job = await acquire.call(job_id)
-                if job is None or not await self.run_job(job):
-                    break
+            job = (await steps.call((None, ids[0])))[1] if ids else None
+            while job is not None and await self.run_job(job, succeed=succeed):
                 done += 1
+                job = taken.get(job.id)
             if done < len(ids):
                 await self._store.release(self.worker_id, ids[done:], now=self._clock())
         except AfterwardError:
@@ -316,6 +348,11 @@ class Runner:
         def finished(task: asyncio.Task[bool]) -> None:
             release(active.pop(task, ""))
 
+        # A stop wakes a wait for a free slot too. That wait is on `freed` alone, so the
+        # loop resumes first after a task returns, before the outcome writer's own task
+        # runs, and its acquire can carry the outcomes (see `_acquire`).
+        stopping = asyncio.create_task(_first(stop.wait(), self._retiring.wait()))
+        stopping.add_done_callback(lambda _: freed.set())
         try:
             while not (stop.is_set() or self._retiring.is_set()):
                 free = min(concurrency - len(executing), 2 * concurrency - len(active))
@@ -342,8 +379,9 @@ class Runner:
                     await _first(stop.wait(), self._retiring.wait(), wake)
                 else:
                     freed.clear()
-                    await _first(stop.wait(), self._retiring.wait(), freed.wait())
+                    await freed.wait()
         finally:
+            stopping.cancel()
             await self._wind_down(active)
             maintain_stop.set()
             await maintainer
@@ -378,15 +416,37 @@ class Runner:
         return keep, bool(extra)
 
     async def _acquire(self, limit: int) -> list[Job]:
+        # Successes waiting to be written go with the acquire: one write, one round trip.
+        reports = self._batches_here().completions.take_pending()
         try:
-            jobs = await self._store.acquire(
-                self.worker_id,
-                now=self._clock(),
-                lease=self._settings.lease,
-                limit=limit,
-                queues=self._queues,
-            )
-        except Exception as exc:  # the store, or a transient lack of memory or threads
+            if reports:
+                done, jobs = await self._store.complete_and_acquire(
+                    self.worker_id,
+                    [attempt for attempt, _ in reports],
+                    now=self._clock(),
+                    lease=self._settings.lease,
+                    limit=limit,
+                    queues=self._queues,
+                )
+                for (job_id, _), future in reports:
+                    if not future.done():
+                        future.set_result(job_id in done)
+            else:
+                jobs = await self._store.acquire(
+                    self.worker_id,
+                    now=self._clock(),
+                    lease=self._settings.lease,
+                    limit=limit,
+                    queues=self._queues,
+                )
+        except BaseException as exc:
+            for _, future in reports:  # each reporter tries again on its own (`_report`)
+                if not future.done():
+                    future.set_exception(
+                        exc if isinstance(exc, Exception) else StoreError("acquire interrupted")
+                    )
+            if not isinstance(exc, Exception):  # cancelled: not the store's fault
+                raise
             self._health.failed("acquiring tasks", exc)
             await asyncio.sleep(_STORE_BACKOFF)
             return []
@@ -465,12 +525,16 @@ class Runner:
         return taken
 
 
+_Step = tuple[tuple[str, int] | None, str | None]
+"""A chain's step: the (task id, attempt) that succeeded, and the id of the task to take."""
+
+
 class _Batches:
-    """One event loop's batched store calls: outcomes, and acquires of reserved chains."""
+    """One event loop's batched store calls: outcomes, and the steps of reserved chains."""
 
     def __init__(self, runner: Runner) -> None:
         self.completions: Coalescer[tuple[str, int], bool] = Coalescer(runner._complete_many)
-        self.reserved: Coalescer[str, Job | None] = Coalescer(runner._acquire_reserved)
+        self.chain_steps: Coalescer[_Step, tuple[bool, Job | None]] = Coalescer(runner._chain_steps)
 
 
 def _suspect(job: Job) -> bool:
