@@ -1,18 +1,13 @@
-"""The runner's writes: outcomes travel with the next acquire, a chain's steps are one
-write each (a real SQLite store, its calls counted on the way through)."""
+"""The runner's writes: a web process's chain takes one write per step (a real SQLite
+store, its calls counted on the way through)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 from afterward import Afterward, JobState
 from afterward.stores import store_from_url
-from afterward.worker.executor import Executor
-from afterward.worker.identity import new_worker_id
-from afterward.worker.runner import Runner
 
 from . import apps
 
@@ -61,47 +56,5 @@ async def test_a_reserved_chain_runs_with_one_write_per_step(tmp_path: Path) -> 
         reported = [len(args[1]) for _, args, _ in mine]
         taken = [len(kwargs["ids"]) for _, _, kwargs in mine]
         assert (reported, taken) == ([0, 1, 1, 1], [1, 1, 1, 0])
-    finally:
-        await afterward.aclose()
-
-
-async def test_the_worker_writes_outcomes_with_its_next_acquire(tmp_path: Path) -> None:
-    # Given 40 due no-op tasks and a worker of concurrency 8, its store's writes counted
-    store = CountedStore(store_from_url(f"sqlite:///{tmp_path / 'tasks.db'}"))
-    afterward = Afterward(store=store, execution="workers")  # type: ignore[arg-type]
-    await afterward.open()
-    runner = Runner(
-        store=store,  # type: ignore[arg-type]
-        registry=afterward.registry,
-        settings=afterward.settings,
-        worker_id=new_worker_id(),
-        executor=Executor(8),
-    )
-    stop = asyncio.Event()
-    try:
-        ids = await afterward.enqueue_many(apps.record_later, [(f"t{n}",) for n in range(40)])
-        apps.EVENTS.clear()
-        # When the worker runs until they are all done
-        running = asyncio.create_task(runner.run(stop))
-
-        async def succeeded() -> int:
-            counts = await afterward.store.counts()
-            return sum(n for (_, state), n in counts.items() if state is JobState.SUCCEEDED)
-
-        done = 0
-        deadline = time.monotonic() + 30
-        while done < len(ids) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            done = await succeeded()
-        stop.set()
-        await running
-        # Then every task succeeded, once
-        assert done == len(ids) and len(apps.EVENTS) == 40
-        # And some successes were written by the acquire that took the next tasks, not by
-        # writes of their own
-        carried = sum(
-            len(args[1]) for name, args, _ in store.calls if name == "complete_and_acquire"
-        )
-        assert carried > 0, [name for name, _, _ in store.calls]
     finally:
         await afterward.aclose()

@@ -454,6 +454,28 @@ async def test_wait_for_work_wakes_on_another_instances_chain_release_and_retry(
         await producer.close()
 
 
+async def test_a_chain_reserved_for_a_web_process_wakes_no_other_worker(
+    pg: Store, pg_url: str, clock: Clock
+) -> None:
+    # Given a worker idle on one instance, and a web process on another
+    web = store_from_url(pg_url)
+    await web.open()
+    try:
+        await _settle(pg, clock, _schema(pg_url))
+        # When the web process stores a chain reserved for itself and runs its head
+        ids = await web.enqueue(new_chain(2), now=clock(), reserve_for="web", lease=30)
+        head = await acquire_one(web, clock, "web", ids=[ids[0]])
+        assert await web.complete(head.id, "web", 1, now=clock())
+        # Then the idle worker's wait runs out its whole timeout: nothing it may take
+        started = time.monotonic()
+        await pg.wait_for_work(0.5)
+        assert time.monotonic() - started >= 0.45
+        # And a task anyone may take still wakes it
+        await _wakes_on(pg, lambda: web.enqueue([new_job()], now=clock()))
+    finally:
+        await web.close()
+
+
 async def test_the_listener_reconnects_after_its_connection_dies(
     pg: Store, pg_url: str, clock: Clock
 ) -> None:

@@ -38,12 +38,6 @@ class Coalescer(Generic[Item, Result]):
             self._sender = asyncio.create_task(self._send_pending())
         return await future
 
-    def take_pending(self) -> list[tuple[Item, asyncio.Future[Result]]]:
-        """The calls not yet sent, for a caller that sends them with a write of its own
-        and settles their futures (the worker's acquire carries its outcomes)."""
-        taken, self._pending = self._pending, []
-        return taken
-
     async def _send_pending(self) -> None:
         try:
             while self._pending:

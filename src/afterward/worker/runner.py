@@ -31,7 +31,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
-from ..errors import AfterwardError, StoreError, TimeLimitExceeded
+from ..errors import AfterwardError, TimeLimitExceeded
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..serialization import decode_call
@@ -348,11 +348,6 @@ class Runner:
         def finished(task: asyncio.Task[bool]) -> None:
             release(active.pop(task, ""))
 
-        # A stop wakes a wait for a free slot too. That wait is on `freed` alone, so the
-        # loop resumes first after a task returns, before the outcome writer's own task
-        # runs, and its acquire can carry the outcomes (see `_acquire`).
-        stopping = asyncio.create_task(_first(stop.wait(), self._retiring.wait()))
-        stopping.add_done_callback(lambda _: freed.set())
         try:
             while not (stop.is_set() or self._retiring.is_set()):
                 free = min(concurrency - len(executing), 2 * concurrency - len(active))
@@ -379,9 +374,8 @@ class Runner:
                     await _first(stop.wait(), self._retiring.wait(), wake)
                 else:
                     freed.clear()
-                    await freed.wait()
+                    await _first(stop.wait(), self._retiring.wait(), freed.wait())
         finally:
-            stopping.cancel()
             await self._wind_down(active)
             maintain_stop.set()
             await maintainer
@@ -416,37 +410,15 @@ class Runner:
         return keep, bool(extra)
 
     async def _acquire(self, limit: int) -> list[Job]:
-        # Successes waiting to be written go with the acquire: one write, one round trip.
-        reports = self._batches_here().completions.take_pending()
         try:
-            if reports:
-                done, jobs = await self._store.complete_and_acquire(
-                    self.worker_id,
-                    [attempt for attempt, _ in reports],
-                    now=self._clock(),
-                    lease=self._settings.lease,
-                    limit=limit,
-                    queues=self._queues,
-                )
-                for (job_id, _), future in reports:
-                    if not future.done():
-                        future.set_result(job_id in done)
-            else:
-                jobs = await self._store.acquire(
-                    self.worker_id,
-                    now=self._clock(),
-                    lease=self._settings.lease,
-                    limit=limit,
-                    queues=self._queues,
-                )
-        except BaseException as exc:
-            for _, future in reports:  # each reporter tries again on its own (`_report`)
-                if not future.done():
-                    future.set_exception(
-                        exc if isinstance(exc, Exception) else StoreError("acquire interrupted")
-                    )
-            if not isinstance(exc, Exception):  # cancelled: not the store's fault
-                raise
+            jobs = await self._store.acquire(
+                self.worker_id,
+                now=self._clock(),
+                lease=self._settings.lease,
+                limit=limit,
+                queues=self._queues,
+            )
+        except Exception as exc:  # the store, or a transient lack of memory or threads
             self._health.failed("acquiring tasks", exc)
             await asyncio.sleep(_STORE_BACKOFF)
             return []

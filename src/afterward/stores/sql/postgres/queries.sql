@@ -110,7 +110,8 @@ WITH new AS (
 ), linked AS (
     UPDATE afterward_jobs AS j SET next_id = new.id FROM new WHERE j.id = new.prev_id
 ), woken AS (
-    SELECT pg_notify(%(channel)s, '') FROM inserted LIMIT 1
+    -- Tasks reserved for the enqueuing process wake no one: only it may take them.
+    SELECT pg_notify(%(channel)s, '') FROM inserted WHERE %(lease_owner)s::text IS NULL LIMIT 1
 )
 SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
 
@@ -218,9 +219,11 @@ WITH wanted AS (
     SET state = CASE WHEN j.state <> 'waiting' THEN j.state
                      WHEN j.run_at > %(now)s THEN 'scheduled' ELSE 'queued' END
     FROM done WHERE j.id = done.next_id
-    RETURNING j.state
+    RETURNING j.state, j.lease_owner, j.lease_expires_at
 ), woken AS (
-    SELECT pg_notify(%(channel)s, '') FROM released WHERE state <> 'waiting' LIMIT 1
+    -- A next task still reserved (for a web process's chain) wakes no one.
+    SELECT pg_notify(%(channel)s, '') FROM released
+    WHERE state <> 'waiting' AND (lease_owner IS NULL OR lease_expires_at < %(now)s) LIMIT 1
 )
 SELECT done.id, (SELECT count(*) FROM woken) AS woken FROM done;
 
