@@ -228,6 +228,23 @@ async def test_scripts_survive_script_flush(rs: Store, clock: Clock) -> None:
     assert await rs.complete(job_id, "w1", job.attempts, now=clock())
 
 
+async def test_combined_scripts_survive_script_flush(rs: Store, clock: Clock) -> None:
+    # Given a running task and a queued one, and a server that then forgets every script
+    first = await enqueue_one(rs, clock)
+    job = await acquire_one(rs, clock)
+    second = await enqueue_one(rs, clock)
+    raw = _sync_client()
+    raw.script_flush()
+    raw.close()
+    # When the worker reports the first and takes the next in one pipelined call
+    done, taken = await rs.complete_and_acquire(
+        "w1", [(first, job.attempts)], now=clock(), lease=30, limit=1
+    )
+    # Then each script is sent again once, in order, and both parts happened
+    assert done == {first}
+    assert [j.id for j in taken] == [second]
+
+
 async def test_a_newer_key_layout_is_refused(url: str) -> None:
     # Given keys written by a newer afterward
     raw = _sync_client()

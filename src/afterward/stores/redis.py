@@ -228,15 +228,14 @@ class RedisStore:
     ) -> tuple[set[str], list[Job]]:
         """The `complete` and `acquire` scripts, one after the other in one round trip (a
         pipeline): each is atomic, and the acquire sees what the completions released."""
-        calls = [("acquire", self._acquire_args(worker, now, lease, limit, queues, ids))]
+        calls: list[tuple[str, list[str | int]]] = []
         if attempts:
-            calls.insert(0, ("complete", self._complete_args(worker, attempts, now)))
-        if limit <= 0:
-            calls.pop()
-        answers = await self._call(self._scripts_at_once(calls))
-        done = {str(i) for i in answers[0]} if attempts else set()
-        rows = answers[-1] if limit > 0 else []
-        return done, self._jobs(rows)
+            calls.append(("complete", self._complete_args(worker, attempts, now)))
+        if limit > 0:
+            calls.append(("acquire", self._acquire_args(worker, now, lease, limit, queues, ids)))
+        answers = iter(await self._call(self._scripts_at_once(calls)))
+        done = {str(i) for i in next(answers)} if attempts else set()
+        return done, self._jobs(next(answers) if limit > 0 else [])
 
     async def _scripts_at_once(self, calls: list[tuple[str, list[str | int]]]) -> list[Any]:
         """Run scripts in order in one pipeline; one the server lost (a restart with no
