@@ -21,7 +21,7 @@ from servers import POSTGRES_URL, drop_store_data, postgres_url
 from afterward.errors import SchemaTooNew, StoreError
 from afterward.jobs import JobState
 from afterward.stores import Store, store_from_url
-from afterward.stores._pg_support import Target
+from afterward.stores._pg_support import QUERIES, Target
 from afterward.stores._sql import load_migrations, load_schema
 
 from ._helpers import Clock, acquire_one, failure, new_chain, new_job
@@ -493,3 +493,23 @@ async def test_the_listener_reconnects_after_its_connection_dies(
         await _wakes_on(pg, lambda: producer.enqueue([new_job()], now=clock()))
     finally:
         await producer.close()
+
+
+@pytest.mark.parametrize(("relaxed", "level"), [(True, "off"), (False, "on")])
+@pytest.mark.parametrize("query", ["acquire_due", "acquire_ids"])
+async def test_a_take_alone_commits_without_waiting_for_the_wal_flush(
+    pg: Store, pg_url: str, clock: Clock, query: str, relaxed: bool, level: str
+) -> None:
+    # Given a due task
+    (job_id,) = await pg.enqueue([new_job()], now=clock())
+    params = {"worker": "w", "now": clock(), "expires": clock() + 30, "limit": 1}
+    params.update(relaxed=relaxed, queues=None, ids=[job_id])
+    with _raw() as conn, conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(_schema(pg_url))))
+        # When the store's take statement runs in a transaction of its own
+        taken = conn.execute(QUERIES[query], params).fetchall()
+        # Then it takes the task, and that transaction commits at the level asked for
+        # (`acquire` alone relaxes it; with completions in the same transaction it may not)
+        assert [row[0] for row in taken] == [job_id]
+        assert conn.execute("SHOW synchronous_commit").fetchone() == (level,)
+    assert (await pg.counts())[("default", JobState.RUNNING)] == 1

@@ -281,6 +281,7 @@ class PostgresStore:
         trip (pipeline mode): one commit, and the acquire sees what the completions
         released."""
         query, params = self._taking(worker, now, lease, limit, queues, ids)
+        params["relaxed"] = not attempts  # the completions' commit must reach the disk
         async with self._connection() as conn:
             async with conn.pipeline(), conn.transaction():
                 completing = None
@@ -310,7 +311,7 @@ class PostgresStore:
             waker.start()
         waker.mark()
         params: dict[str, Any] = {"worker": worker, "now": now, "expires": now + lease}
-        params["limit"] = limit
+        params.update(limit=limit, relaxed=True)
         if ids is not None:
             return "acquire_ids", {**params, "ids": list(ids)}
         return "acquire_due", {**params, "queues": None if queues is None else list(queues)}

@@ -124,6 +124,9 @@ WHERE unique_key = ANY(%(keys)s::text[])
 -- name: acquire_due
 -- Take up to %(limit)s due tasks, highest priority and oldest first, and open their attempts.
 -- SKIP LOCKED: concurrent workers pass over rows another worker is taking.
+-- %(relaxed)s: commit without waiting for the WAL flush (the statement is its own
+-- transaction). A take lost in a server crash is undone and the task is due again; the
+-- outcome's commit, which is flushed, makes the take durable with it.
 WITH picked AS (
     SELECT id FROM afterward_jobs
     WHERE state IN ('queued', 'scheduled') AND run_at <= %(now)s
@@ -143,11 +146,14 @@ WITH picked AS (
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
     SELECT id, attempts, %(worker)s, %(now)s FROM taken
+), relaxed AS (
+    SELECT CASE WHEN %(relaxed)s THEN set_config('synchronous_commit', 'off', true) END
 )
-SELECT * FROM taken ORDER BY priority DESC, run_at, id COLLATE "C";
+SELECT taken.* FROM taken, relaxed ORDER BY priority DESC, run_at, id COLLATE "C";
 
 -- name: acquire_ids
 -- Take up to %(limit)s of the given tasks that are due and free or reserved for this worker.
+-- %(relaxed)s as for acquire_due.
 WITH picked AS (
     SELECT id FROM afterward_jobs
     WHERE id = ANY(%(ids)s::text[])
@@ -167,8 +173,10 @@ WITH picked AS (
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
     SELECT id, attempts, %(worker)s, %(now)s FROM taken
+), relaxed AS (
+    SELECT CASE WHEN %(relaxed)s THEN set_config('synchronous_commit', 'off', true) END
 )
-SELECT * FROM taken ORDER BY priority DESC, run_at, id COLLATE "C";
+SELECT taken.* FROM taken, relaxed ORDER BY priority DESC, run_at, id COLLATE "C";
 
 -- name: extend_leases
 -- Renew the leases (and reservations) a worker still holds. Rows are locked in id order,
