@@ -189,3 +189,13 @@ def mounted(url: str) -> FastAPI:
 def ship_order(order_id: int) -> None:
     """The task an order's transaction enqueues."""
     EVENTS.append(("ship", str(order_id)))
+
+
+GATE: dict[str, asyncio.Event] = {}
+"""`waits_at_gate` tasks wait for ``GATE["open"]`` (set by the test, on the runner's loop)."""
+
+
+async def waits_at_gate(key: str) -> None:
+    """Note the start, then wait until the test opens the gate."""
+    EVENTS.append(("started", key))
+    await GATE["open"].wait()

@@ -1,11 +1,12 @@
-"""The runner against a real SQLite store: retries, time limits, leases, refusals."""
+"""The runner against a real SQLite store: retries, time limits, leases, refusals, and
+taking tasks ahead while tasks run short."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from afterward.jobs import NewJob
 from afterward.testing import drain
 from afterward.worker.executor import Executor
 from afterward.worker.runner import Runner
+from afterward.worker.slots import SHORT
 
 from . import apps
 
@@ -209,3 +211,120 @@ async def test_graceful_stop_hands_back_unfinished_tasks_without_spending_attemp
     assert handed_back.state is JobState.QUEUED
     assert handed_back.max_attempts == 3 + 1
     assert [a.outcome for a in handed_back.history] == ["released"]
+
+
+# -- taking tasks ahead of their turn (`afterward.worker.slots`) -------------------------
+
+CONCURRENCY = 2
+BOUND = 30.0
+"""A generous bound for "soon": only a hang fails, never a slow machine."""
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + BOUND
+    while not await check():
+        assert time.monotonic() < deadline, f"not {what} after {BOUND} s"
+        await asyncio.sleep(0.01)
+
+
+async def _running(afterward: Afterward) -> int:
+    return (await afterward.store.counts()).get(("default", JobState.RUNNING), 0)
+
+
+async def _ahead_taken(afterward: Afterward) -> bool:
+    return await _running(afterward) == 2 * CONCURRENCY
+
+
+async def _all_succeeded(afterward: Afterward, ids: list[str]) -> bool:
+    return all(await _states(afterward, ids, JobState.SUCCEEDED))
+
+
+async def _states(afterward: Afterward, ids: list[str], state: JobState) -> list[bool]:
+    return [(await afterward.get(i)).state is state for i in ids]
+
+
+async def _after(afterward: Afterward, warm_up_seconds: float) -> list[str]:
+    """Give a running loop four tasks taking `warm_up_seconds`, then six that wait at the
+    gate (two start, in the two slots); return the gated tasks' ids once both started."""
+    apps.EVENTS.clear()
+    apps.GATE["open"] = asyncio.Event()
+    warm_up = [await afterward.enqueue(apps.sleeps, warm_up_seconds) for _ in range(4)]
+    await _until(lambda: _all_succeeded(afterward, warm_up), "warmed up")
+    gated = [await afterward.enqueue(apps.waits_at_gate, str(n)) for n in range(6)]
+
+    async def both_started() -> bool:
+        return len(apps.EVENTS) == CONCURRENCY
+
+    await _until(both_started, "started in both slots")
+    return gated
+
+
+async def test_while_tasks_run_short_one_concurrency_more_is_taken_ahead(
+    afterward: Afterward,
+) -> None:
+    # Given a worker loop that ran short tasks
+    runner = other_runner(afterward, concurrency=CONCURRENCY)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run(stop))
+    gated = await _after(afterward, 0.0)
+
+    # When both slots are held by tasks at the gate
+    # Then two more are taken (leased, running in the store) but not started
+    await _until(lambda: _ahead_taken(afterward), "taken ahead")
+    await asyncio.sleep(0.2)
+    assert await _running(afterward) == 2 * CONCURRENCY
+    assert len(apps.EVENTS) == CONCURRENCY
+    # And once the gate opens, every task runs, never more than two at once
+    apps.GATE["open"].set()
+    await _until(lambda: _all_succeeded(afterward, gated), "all run")
+    assert sorted(key for _, key in apps.EVENTS) == [str(n) for n in range(6)]
+    stop.set()
+    await asyncio.wait_for(loop, BOUND)
+
+
+async def test_while_tasks_run_long_nothing_is_taken_ahead(afterward: Afterward) -> None:
+    # Given a worker loop whose tasks took longer than "short"
+    runner = other_runner(afterward, concurrency=CONCURRENCY)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run(stop))
+    gated = await _after(afterward, 4 * SHORT)
+    # When both slots are held by tasks at the gate
+    await asyncio.sleep(0.3)
+    # Then no other task is taken: another worker may start them
+    assert await _running(afterward) == CONCURRENCY
+    apps.GATE["open"].set()
+    await _until(lambda: _all_succeeded(afterward, gated), "all run")
+    stop.set()
+    await asyncio.wait_for(loop, BOUND)
+
+
+async def test_a_stopping_loop_hands_back_the_tasks_taken_ahead_at_once(
+    afterward: Afterward,
+) -> None:
+    # Given a loop with two tasks at the gate and two taken ahead, and a 1 s grace period
+    runner = other_runner(afterward, grace_period=1.0, concurrency=CONCURRENCY)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run(stop))
+    gated = await _after(afterward, 0.0)
+
+    await _until(lambda: _ahead_taken(afterward), "taken ahead")
+    started = {key for _, key in apps.EVENTS}
+    running = await _states(afterward, gated, JobState.RUNNING)
+    ahead = [i for n, i in enumerate(gated) if running[n] and str(n) not in started]
+    # When it is told to stop
+    stop.set()
+
+    # Then the tasks taken ahead are queued again at once, within the grace period,
+    # without spending an attempt, and were never started
+    async def handed_back() -> bool:
+        return all(await _states(afterward, ahead, JobState.QUEUED))
+
+    await _until(handed_back, "handed back")
+    assert not loop.done()  # still within the grace period of the two at the gate
+    for job_id in ahead:
+        job = await afterward.get(job_id)
+        assert job.max_attempts == 3 + 1
+        assert [a.outcome for a in job.history] == ["released"]
+    assert len(ahead) == CONCURRENCY
+    assert len(apps.EVENTS) == CONCURRENCY
+    await asyncio.wait_for(loop, BOUND)

@@ -19,7 +19,6 @@ so that the tasks that died next to a poison task are not taken down with it aga
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import itertools
 import logging
@@ -42,6 +41,7 @@ from .coalesce import Coalescer
 from .executor import Executor
 from .health import StoreHealth
 from .identity import dead_local_workers
+from .slots import Slots
 
 __all__ = ["Runner"]
 
@@ -326,69 +326,64 @@ class Runner:
     async def run(self, stop: asyncio.Event) -> None:
         """Run due tasks until `stop` is set, then wind down gracefully.
 
-        On stop: no new task is acquired; running tasks get the grace period to finish;
-        the rest are cancelled and handed back without spending an attempt. A runner
-        made with ``retire_when_stuck`` winds down the same way on its own, with `retired`
-        set, when a plain function's thread is stuck past its time limit.
+        On stop: no new task is acquired; tasks taken ahead are handed back at once;
+        running tasks get the grace period to finish; the rest are cancelled and handed
+        back without spending an attempt. A runner made with ``retire_when_stuck`` winds
+        down the same way on its own, with `retired` set, when a plain function's thread
+        is stuck past its time limit.
         """
         maintain_stop = asyncio.Event()
         maintainer = asyncio.create_task(self.maintain(maintain_stop))
-        active: dict[asyncio.Task[bool], str] = {}
-        # A slot frees when its function returns: the next task starts while the outcome
-        # is written (outcomes share writes, see `coalesce`). Tasks still writing their
-        # outcome are capped at one more `concurrency`.
-        executing: set[str] = set()
-        freed = asyncio.Event()
-        concurrency = self._settings.concurrency
-
-        def release(job_id: str) -> None:
-            executing.discard(job_id)
-            freed.set()
-
-        def finished(task: asyncio.Task[bool]) -> None:
-            release(active.pop(task, ""))
-
+        slots = Slots(self._settings.concurrency)
         try:
             while not (stop.is_set() or self._retiring.is_set()):
-                free = min(concurrency - len(executing), 2 * concurrency - len(active))
-                if free > 0:
-                    jobs, handed_back = await self._take(free)
-                    for job in jobs:
-                        executing.add(job.id)
-                        ran = functools.partial(release, job.id)
-                        task = asyncio.create_task(self.run_job(job, ran))
-                        active[task] = job.id
-                        task.add_done_callback(finished)
-                        if _suspect(job):
-                            self._suspects.add(task)
-                            task.add_done_callback(self._suspects.discard)
-                    if jobs and not handed_back:
-                        continue
-                    wake = (  # handed back: try again when our suspect is done
-                        asyncio.wait(
-                            set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
-                        )
-                        if handed_back and self._suspects
-                        else self._store.wait_for_work(self._poll)
+                self._start_ready(slots)
+                wanted = slots.wanted()
+                if wanted <= 0:
+                    slots.freed.clear()
+                    await _first(stop.wait(), self._retiring.wait(), slots.freed.wait())
+                    continue
+                jobs, handed_back = await self._take(wanted, slots.ready)
+                for job in jobs:
+                    self._held[job.id] = job.attempts  # renewed while it waits its turn
+                slots.ready.extend(jobs)
+                if (jobs and not handed_back) or slots.startable():
+                    continue
+                wake = (  # handed back: try again when our suspect is done
+                    asyncio.wait(
+                        set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
                     )
-                    await _first(stop.wait(), self._retiring.wait(), wake)
-                else:
-                    freed.clear()
-                    await _first(stop.wait(), self._retiring.wait(), freed.wait())
+                    if handed_back and self._suspects
+                    else self._store.wait_for_work(self._poll)
+                )
+                slots.freed.clear()
+                freed = [slots.freed.wait()] if slots.ready else []  # a turn for those
+                await _first(stop.wait(), self._retiring.wait(), wake, *freed)
         finally:
-            await self._wind_down(active)
+            await self._wind_down(slots)
             maintain_stop.set()
             await maintainer
+
+    def _start_ready(self, slots: Slots) -> None:
+        """Start the tasks taken ahead, as far as there are free slots."""
+        while slots.startable():
+            job = slots.ready.popleft()
+            if job.id not in self._held:  # its lease was lost while it waited
+                continue
+            task = slots.start(job, self.run_job)
+            if _suspect(job):
+                self._suspects.add(task)
+                task.add_done_callback(self._suspects.discard)
 
     @property
     def _poll(self) -> float:
         return self._settings.poll_interval
 
-    async def _take(self, limit: int) -> tuple[list[Job], bool]:
-        """Acquire up to `limit` tasks to run now, keeping at most one suspect (a task whose
-        last attempt was lost with its worker) running in this process at a time; hand
-        the other suspects back at once, without spending an attempt. Return the tasks to
-        run, and whether any were handed back.
+    async def _take(self, limit: int, ahead: Sequence[Job] = ()) -> tuple[list[Job], bool]:
+        """Acquire up to `limit` tasks to run, keeping at most one suspect (a task whose
+        last attempt was lost with its worker) running or taken `ahead` in this process
+        at a time; hand the other suspects back at once, without spending an attempt.
+        Return the tasks to run, and whether any were handed back.
 
         A task that crashes its process is taken back together with the tasks that died
         with it, and they would be acquired together again, and die together again, until
@@ -397,8 +392,9 @@ class Runner:
         """
         keep: list[Job] = []
         extra: list[str] = []
+        suspected = bool(self._suspects) or any(map(_suspect, ahead))
         for job in await self._acquire(limit):
-            if _suspect(job) and (self._suspects or any(map(_suspect, keep))):
+            if _suspect(job) and (suspected or any(map(_suspect, keep))):
                 extra.append(job.id)
             else:
                 keep.append(job)
@@ -425,7 +421,16 @@ class Runner:
         self._health.answered()
         return jobs
 
-    async def _wind_down(self, active: dict[asyncio.Task[bool], str]) -> None:
+    async def _wind_down(self, slots: Slots) -> None:
+        """Hand back the tasks taken ahead at once; give the running ones the grace
+        period, then cancel and hand back the rest."""
+        waiting = [job.id for job in slots.ready if job.id in self._held]
+        slots.ready.clear()
+        if waiting:
+            await self._hand_back(waiting, "taken ahead and not started")
+            for job_id in waiting:
+                self._held.pop(job_id, None)
+        active = slots.active
         if not active:
             return
         log.info(
@@ -437,16 +442,15 @@ class Runner:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         if unfinished:
-            try:
-                handed = await self._store.release(self.worker_id, unfinished, now=self._clock())
-            except Exception as exc:  # the store, or a transient lack of memory or threads
-                log.error(
-                    "could not hand back %s (%s): they return when their lease expires",
-                    unfinished,
-                    exc,
-                )
-                return
-            log.warning("handed back %d unfinished task(s) without spending an attempt", handed)
+            await self._hand_back(unfinished, "unfinished")
+
+    async def _hand_back(self, ids: list[str], which: str) -> None:
+        try:
+            handed = await self._store.release(self.worker_id, ids, now=self._clock())
+        except Exception as exc:  # the store, or a transient lack of memory or threads
+            log.error("could not hand back %s (%s): they return when their lease expires", ids, exc)
+            return
+        log.warning("handed back %d %s task(s) without spending an attempt", handed, which)
 
     async def drain(self) -> list[str]:
         """Run due tasks until none is due; return the ids of tasks that did not succeed."""
