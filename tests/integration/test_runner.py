@@ -17,6 +17,7 @@ from afterward import Afterward, JobState, RetryPolicy, TaskFailed
 from afterward.app import new_task_id
 from afterward.jobs import NewJob
 from afterward.testing import drain
+from afterward.worker import slots
 from afterward.worker.executor import Executor
 from afterward.worker.runner import Runner
 from afterward.worker.slots import SHORT
@@ -259,15 +260,21 @@ async def _after(afterward: Afterward, warm_up_seconds: float) -> list[str]:
     return gated
 
 
+@pytest.fixture
+def patience(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Set how long tasks taken ahead wait for a slot before they are handed back."""
+    return lambda seconds: monkeypatch.setattr(slots, "PATIENCE", seconds)
+
+
 async def test_while_tasks_run_short_one_concurrency_more_is_taken_ahead(
-    afterward: Afterward,
+    afterward: Afterward, patience: Callable[[float], None]
 ) -> None:
-    # Given a worker loop that ran short tasks
+    # Given a worker loop that ran short tasks, whose tasks taken ahead may wait 30 s
+    patience(BOUND)
     runner = other_runner(afterward, concurrency=CONCURRENCY)
     stop = asyncio.Event()
     loop = asyncio.create_task(runner.run(stop))
     gated = await _after(afterward, 0.0)
-
     # When both slots are held by tasks at the gate
     # Then two more are taken (leased, running in the store) but not started
     await _until(lambda: _ahead_taken(afterward), "taken ahead")
@@ -278,6 +285,37 @@ async def test_while_tasks_run_short_one_concurrency_more_is_taken_ahead(
     apps.GATE["open"].set()
     await _until(lambda: _all_succeeded(afterward, gated), "all run")
     assert sorted(key for _, key in apps.EVENTS) == [str(n) for n in range(6)]
+    stop.set()
+    await asyncio.wait_for(loop, BOUND)
+
+
+async def test_tasks_taken_ahead_that_find_no_slot_in_time_are_handed_back(
+    afterward: Afterward, patience: Callable[[float], None]
+) -> None:
+    # Given a loop that ran short tasks, and took two ahead behind two at the gate
+    patience(0.5)
+    runner = other_runner(afterward, concurrency=CONCURRENCY)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run(stop))
+    gated = await _after(afterward, 0.0)
+    await _until(lambda: _ahead_taken(afterward), "taken ahead")
+    ahead = await _taken_ahead(afterward, gated)
+
+    # When no slot frees within the patience
+    # Then the two are handed back unstarted, without spending an attempt, for another
+    # worker to start; and no task more is taken ahead while the running ones hold on
+    async def handed_back() -> bool:
+        return all(await _states(afterward, ahead, JobState.QUEUED))
+
+    await _until(handed_back, "handed back")
+    await asyncio.sleep(0.3)
+    assert await _running(afterward) == CONCURRENCY
+    for job_id in ahead:
+        job = await afterward.get(job_id)
+        assert (job.max_attempts, [a.outcome for a in job.history]) == (4, ["released"])
+    assert len(apps.EVENTS) == CONCURRENCY
+    apps.GATE["open"].set()
+    await _until(lambda: _all_succeeded(afterward, gated), "all run")
     stop.set()
     await asyncio.wait_for(loop, BOUND)
 
@@ -299,18 +337,16 @@ async def test_while_tasks_run_long_nothing_is_taken_ahead(afterward: Afterward)
 
 
 async def test_a_stopping_loop_hands_back_the_tasks_taken_ahead_at_once(
-    afterward: Afterward,
+    afterward: Afterward, patience: Callable[[float], None]
 ) -> None:
     # Given a loop with two tasks at the gate and two taken ahead, and a 1 s grace period
+    patience(BOUND)
     runner = other_runner(afterward, grace_period=1.0, concurrency=CONCURRENCY)
     stop = asyncio.Event()
     loop = asyncio.create_task(runner.run(stop))
     gated = await _after(afterward, 0.0)
-
     await _until(lambda: _ahead_taken(afterward), "taken ahead")
-    started = {key for _, key in apps.EVENTS}
-    running = await _states(afterward, gated, JobState.RUNNING)
-    ahead = [i for n, i in enumerate(gated) if running[n] and str(n) not in started]
+    ahead = await _taken_ahead(afterward, gated)
     # When it is told to stop
     stop.set()
 
@@ -323,8 +359,15 @@ async def test_a_stopping_loop_hands_back_the_tasks_taken_ahead_at_once(
     assert not loop.done()  # still within the grace period of the two at the gate
     for job_id in ahead:
         job = await afterward.get(job_id)
-        assert job.max_attempts == 3 + 1
-        assert [a.outcome for a in job.history] == ["released"]
-    assert len(ahead) == CONCURRENCY
+        assert (job.max_attempts, [a.outcome for a in job.history]) == (4, ["released"])
     assert len(apps.EVENTS) == CONCURRENCY
     await asyncio.wait_for(loop, BOUND)
+
+
+async def _taken_ahead(afterward: Afterward, gated: list[str]) -> list[str]:
+    """The gated tasks running in the store (leased) that have not started."""
+    started = {key for _, key in apps.EVENTS}
+    running = await _states(afterward, gated, JobState.RUNNING)
+    ahead = [i for n, i in enumerate(gated) if running[n] and str(n) not in started]
+    assert len(ahead) == CONCURRENCY
+    return ahead

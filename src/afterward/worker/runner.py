@@ -338,15 +338,18 @@ class Runner:
         try:
             while not (stop.is_set() or self._retiring.is_set()):
                 self._start_ready(slots)
+                if stalled := slots.stalled():
+                    await self._hand_back_stalled(stalled)
                 wanted = slots.wanted()
                 if wanted <= 0:
                     slots.freed.clear()
-                    await _first(stop.wait(), self._retiring.wait(), slots.freed.wait())
+                    turn = [stop.wait(), self._retiring.wait(), slots.freed.wait()]
+                    await _first(*turn, timeout=slots.patience_left())
                     continue
                 jobs, handed_back = await self._take(wanted, slots.ready)
                 for job in jobs:
                     self._held[job.id] = job.attempts  # renewed while it waits its turn
-                slots.ready.extend(jobs)
+                slots.take_ahead(jobs)
                 if (jobs and not handed_back) or slots.startable():
                     continue
                 wake = (  # handed back: try again when our suspect is done
@@ -357,8 +360,10 @@ class Runner:
                     else self._store.wait_for_work(self._poll)
                 )
                 slots.freed.clear()
-                freed = [slots.freed.wait()] if slots.ready else []  # a turn for those
-                await _first(stop.wait(), self._retiring.wait(), wake, *freed)
+                waits: list[Awaitable[Any]] = [stop.wait(), self._retiring.wait(), wake]
+                if slots.ready:  # a turn for those
+                    waits.append(slots.freed.wait())
+                await _first(*waits, timeout=slots.patience_left())
         finally:
             await self._wind_down(slots)
             maintain_stop.set()
@@ -444,6 +449,18 @@ class Runner:
         if unfinished:
             await self._hand_back(unfinished, "unfinished")
 
+    async def _hand_back_stalled(self, stalled: list[Job]) -> None:
+        """Hand back tasks taken ahead that found no free slot in time."""
+        ids = [job.id for job in stalled if job.id in self._held]
+        try:
+            handed = await self._store.release(self.worker_id, ids, now=self._clock())
+        except Exception as exc:  # they come back when their lease expires
+            self._health.failed("handing back tasks taken ahead", exc)
+        else:
+            log.info("handed back %d task(s) taken ahead: the running tasks are long", handed)
+        for job_id in ids:
+            self._held.pop(job_id, None)
+
     async def _hand_back(self, ids: list[str], which: str) -> None:
         try:
             handed = await self._store.release(self.worker_id, ids, now=self._clock())
@@ -523,11 +540,11 @@ def _shorten(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-async def _first(*waits: Awaitable[Any]) -> None:
-    """Wait until the first of `waits` finishes; cancel the others."""
+async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
+    """Wait until the first of `waits` finishes, or `timeout` seconds; cancel the others."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()

@@ -9,9 +9,10 @@ While the tasks run short (`SHORT`, on average), the loop also takes up to one m
 `concurrency` of tasks ahead: the next ones then start the moment a slot frees, instead of
 after a round trip to the store (the next acquire is under way while tasks run). A task
 taken ahead is leased like a running one (renewed, visible, fenced), waits at most
-behind short tasks, and is handed back at once if the worker stops. When tasks run long,
-nothing is taken ahead: a task is not held back behind a long one while another worker
-could start it.
+behind short tasks, and is handed back at once if the worker stops, or if no slot frees
+within `PATIENCE` (the running tasks turned out long). While tasks run long, nothing is
+taken ahead: a task is not held back behind a long one while another worker could start
+it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from typing import Any
 
 from ..jobs import Job
 
-__all__ = ["SHORT", "Slots"]
+__all__ = ["PATIENCE", "SHORT", "Slots"]
 
 SHORT = 0.005
 """Seconds: tasks whose functions return this fast, on average, are short."""
+PATIENCE = 4 * SHORT
+"""Seconds tasks taken ahead wait for a slot: when none frees for this long, the running
+tasks are not short, and those waiting are handed back for another worker to start."""
 _WRITING = 4
 """Tasks running or writing their outcome are capped at this many `concurrency`. An
 outcome's write takes a commit's time (an fsync, about a millisecond), and short tasks
@@ -56,6 +60,8 @@ class Slots:
         """Set when a slot frees."""
         self.typical: float | None = None
         """The running average of how long tasks' functions took (None: none ran yet)."""
+        self.progress = time.monotonic()
+        """When a slot last freed, or tasks were taken ahead with none waiting (monotonic)."""
 
     def free(self) -> int:
         """How many tasks may start now."""
@@ -74,6 +80,29 @@ class Slots:
         ahead = self.concurrency if short else 0
         return max(self.free(), 0) + ahead - len(self.ready)
 
+    def take_ahead(self, jobs: list[Job]) -> None:
+        """Queue `jobs` to start as slots free."""
+        if not self.ready:
+            self.progress = time.monotonic()
+        self.ready.extend(jobs)
+
+    def patience_left(self) -> float | None:
+        """Seconds until the tasks taken ahead have waited `PATIENCE` for a slot to free
+        (None: none waits)."""
+        if not self.ready:
+            return None
+        return max(0.0, self.progress + PATIENCE - time.monotonic())
+
+    def stalled(self) -> list[Job]:
+        """Take out the tasks taken ahead if they have waited `PATIENCE` for a slot (and
+        count the running tasks as long, so that nothing more is taken ahead for now)."""
+        if self.startable() or self.patience_left() != 0.0:
+            return []
+        self.typical = max(self.typical or 0.0, PATIENCE)
+        stalled = list(self.ready)
+        self.ready.clear()
+        return stalled
+
     def start(self, job: Job, run: _Run) -> asyncio.Task[bool]:
         """Start `run(job, ran)` as a task in a slot; `ran` frees the slot."""
         self.executing[job.id] = time.monotonic()
@@ -88,6 +117,7 @@ class Slots:
             took = time.monotonic() - started
             typical = self.typical
             self.typical = took if typical is None else typical + _WEIGHT * (took - typical)
+        self.progress = time.monotonic()
         self.freed.set()
 
     def _finished(self, task: asyncio.Task[bool]) -> None:
