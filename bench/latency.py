@@ -19,21 +19,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from afterward import Afterward
 
 from . import latency_app
+from .stores import drop, fresh_url
 
 ROOT = Path(__file__).resolve().parents[1]
-STORES = {
-    "sqlite": lambda tmp: f"sqlite:///{tmp / 'bench.db'}",
-    "postgres": lambda tmp: (
-        "postgresql://127.0.0.1:5432/test?schema=aw_bench_" + uuid.uuid4().hex[:8]
-    ),
-    "redis": lambda tmp: "redis://127.0.0.1:6379/0?prefix=aw_bench_" + uuid.uuid4().hex[:8],
-}
+STORES = ("sqlite", "postgres", "redis")
 
 
 async def measure(url: str, tasks: int, ledger: Path) -> list[float]:
@@ -78,10 +72,13 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--store", action="append", choices=sorted(STORES))
     args = parser.parse_args()
-    for name in args.store or list(STORES):
+    for name in args.store or STORES:
         with tempfile.TemporaryDirectory() as tmp:
-            url = STORES[name](Path(tmp))
-            delays = sorted(asyncio.run(measure(url, args.tasks, Path(tmp) / "ledger.txt")))
+            url = fresh_url(name, Path(tmp))
+            try:
+                delays = sorted(asyncio.run(measure(url, args.tasks, Path(tmp) / "ledger.txt")))
+            finally:
+                drop(url)
             p50 = statistics.median(delays)
             p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
             print(
