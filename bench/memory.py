@@ -28,6 +28,7 @@ from afterward import Afterward
 
 from . import memory_app
 from .latency import STORES
+from .stores import drop, fresh_url
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 1000
@@ -129,14 +130,16 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     rows: dict[str, dict[str, float]] = {}
-    for store in args.store or ["sqlite", "postgres", "redis"]:
+    for store in args.store or STORES:
         with tempfile.TemporaryDirectory() as tmp:
-            url = STORES[store](Path(tmp))
+            url = fresh_url(store, Path(tmp))
             ledger = Path(tmp) / "ledger"
-            samples = asyncio.run(measure(url, args.tasks, ledger))
+            try:
+                samples = asyncio.run(measure(url, args.tasks, ledger))
+            finally:
+                drop(url)
             rows[store] = summary(args.tasks, samples)
             print(f"{store}: {rows[store]}", flush=True)
-            _drop(store, url)
     text = table(rows)
     print(text)
     if args.markdown:
@@ -147,32 +150,6 @@ def main() -> None:
             f"process (concurrency 8), by `python -m bench.memory --tasks {args.tasks}`.\n\n"
         )
         args.markdown.write_text(head + text + "\n")
-
-
-def _drop(store: str, url: str) -> None:
-    """Delete what the run stored (PostgreSQL schema, Redis keys); SQLite's file goes with
-    its temporary folder."""
-    if store == "postgres":
-        schema = url.rsplit("schema=", 1)[1]
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "test",
-                "-q",
-                "-c",
-                f"DROP SCHEMA IF EXISTS {schema} CASCADE",
-            ],
-            check=False,
-        )
-    elif store == "redis":
-        prefix = url.rsplit("prefix=", 1)[1]
-        lua = "for _, k in ipairs(redis.call('keys', ARGV[1])) do redis.call('del', k) end"
-        subprocess.run(["redis-cli", "eval", lua, "0", f"{prefix}:*"], check=False)
 
 
 if __name__ == "__main__":
