@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import atexit
-import secrets
+import os
 import sys
 import threading
 import time
@@ -35,7 +35,7 @@ _STATE_ATTRIBUTE = "afterward"
 
 def new_task_id() -> str:
     """A 32-hex-digit id that sorts by creation time."""
-    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 @dataclass(frozen=True)

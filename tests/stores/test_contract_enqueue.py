@@ -134,6 +134,33 @@ async def test_unique_key_only_applies_to_the_same_key(store: Store, clock: Cloc
     assert sum((await store.counts()).values()) == 3
 
 
+async def test_an_empty_unique_key_is_a_key_like_any_other(store: Store, clock: Clock) -> None:
+    # Given a task holding the empty string as its unique key
+    first = await enqueue_one(store, clock, unique_key="")
+    # When another task with the empty key, and one with no key, are enqueued
+    keyless = new_job()
+    ids = await store.enqueue([new_job(unique_key=""), keyless], now=clock())
+    # Then the empty key holds like any other, and no key is no key
+    assert ids == [first, keyless.id]
+    assert (await store.get(first)).unique_key == ""
+
+
+async def test_a_large_batch_is_stored_whole_and_counted(store: Store, clock: Clock) -> None:
+    # Given a batch of 3,000 tasks over two queues and priorities (past any store's
+    # chunking of one batch's index writes)
+    low = [new_job(queue="a") for _ in range(1500)]
+    high = [new_job(queue="b", priority=5) for _ in range(1500)]
+    # When it is enqueued in one call
+    ids = await store.enqueue([*low, *high], now=clock())
+    # Then every task is stored, counted by queue, and the high lane is taken first
+    assert ids == [j.id for j in (*low, *high)]
+    counts = await store.counts()
+    assert counts == {("a", JobState.QUEUED): 1500, ("b", JobState.QUEUED): 1500}
+    taken = await store.acquire("w1", now=clock(), lease=LEASE, limit=1600)
+    assert [j.id for j in taken[:1500]] == [j.id for j in high]
+    assert [j.id for j in taken[1500:]] == [j.id for j in low[:100]]
+
+
 async def test_a_reservation_hides_tasks_from_other_workers(store: Store, clock: Clock) -> None:
     # Given a task reserved for w1 for 30 seconds
     (job_id,) = await store.enqueue([new_job()], now=clock(), reserve_for="w1", lease=30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import inspect
 import json
 import socket
 import uuid
@@ -15,7 +16,7 @@ import pydantic
 import pytest
 
 from afterward.errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
-from afterward.serialization import DEFAULT_MAX_PAYLOAD, decode_call, encode_call
+from afterward.serialization import DEFAULT_MAX_PAYLOAD, check_arguments, decode_call, encode_call
 
 
 class User(pydantic.BaseModel):
@@ -252,3 +253,41 @@ def test_bad_payload_raises_value_error(payload: str) -> None:
     # Then ValueError is raised
     with pytest.raises(ValueError):
         decode_call(takes_uuid, payload)
+
+
+def _plain(a, b):
+    pass
+
+
+def _defaults(a, b=1, /, c=2):
+    pass
+
+
+def _star(a, *rest):
+    pass
+
+
+def _keyword_only(a, *, b):
+    pass
+
+
+def _keyword_default(a, *, b=1):
+    pass
+
+
+@pytest.mark.parametrize("func", [_plain, _defaults, _star, _keyword_only, _keyword_default])
+@pytest.mark.parametrize("count", range(5))
+def test_checking_positional_calls_agrees_with_signature_bind(func: Any, count: int) -> None:
+    # Given a call with `count` positional arguments and no keywords
+    args = tuple(range(count))
+    try:
+        inspect.signature(func).bind(*args)
+        fits = True
+    except TypeError:
+        fits = False
+    # Then check_arguments accepts it exactly when Python would
+    if fits:
+        check_arguments(func, "f", args, {})
+    else:
+        with pytest.raises(TaskRefused):
+            check_arguments(func, "f", args, {})

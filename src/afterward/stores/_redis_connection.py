@@ -8,12 +8,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from ..errors import SchemaTooNew
+
+try:
+    import hiredis
+
+    _HIREDIS = True
+except ImportError:  # redis-py installed without its hiredis extra: its own packer
+    _HIREDIS = False
 from ._redis_support import SCRIPT_NAMES, RedisTarget, durability_warnings, load_script
 
 __all__ = ["SCHEMA_VERSION", "Connection", "check_server", "close_pools", "connect", "interrupt"]
@@ -40,11 +48,26 @@ class Connection:
     scripts: dict[str, AsyncScript] = field(default_factory=dict)
 
 
+class _HiredisPacking:
+    """Packs a command with hiredis's C packer: redis-py's sync connection does so when
+    hiredis is installed, its asyncio connection packs in Python at about 0.5 µs per
+    argument, most of the client's time in a bulk enqueue of 11 arguments per task."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]  # "CONFIG GET" is two arguments
+        if (isinstance(first, str) and " " in first) or (
+            isinstance(first, bytes) and b" " in first
+        ):
+            args = (*first.split(), *args[1:])
+        packed: bytes = hiredis.pack_command(args)
+        return [packed]
+
+
 def _pool(url: str, **options: Any) -> ConnectionPool:
     # No automatic retries: re-sending a script whose answer was lost could apply it twice.
     # A blocking pool: a burst of more calls than connections waits for one to come free
     # (redis-py's plain pool fails them with "Too many connections" instead).
-    return BlockingConnectionPool.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
@@ -53,6 +76,10 @@ def _pool(url: str, **options: Any) -> ConnectionPool:
         timeout=_POOL_WAIT,
         **options,
     )
+    if _HIREDIS:  # the URL chose the class (TCP, TLS or a Unix socket)
+        base: type[AbstractConnection] = pool.connection_class
+        pool.connection_class = type(f"Packed{base.__name__}", (_HiredisPacking, base), {})
+    return pool
 
 
 async def connect(target: RedisTarget) -> Connection:

@@ -20,7 +20,7 @@ __all__ = [
     "RedisTarget",
     "attempt_records",
     "durability_warnings",
-    "encode_job",
+    "encode_jobs",
     "job_from_hash",
     "load_script",
     "matches",
@@ -114,23 +114,34 @@ def stamp(seconds: float) -> str:
     return repr(float(seconds))
 
 
-def encode_job(job: NewJob) -> str:
-    """A new job as the JSON object enqueue.lua reads: string values, None left out."""
-    fields: dict[str, str | None] = {
-        "id": job.id,
-        "function": job.function,
-        "payload": job.payload,
-        "queue": job.queue,
-        "priority": str(int(job.priority)),
-        "run_at": None if job.run_at is None else stamp(job.run_at),
-        "max_attempts": str(int(job.max_attempts)),
-        "options": json.dumps(job.options),
-        "chain_id": job.chain_id,
-        "prev_id": job.prev_id,
-        "unique_key": job.unique_key,
-    }
-    present = {name: value for name, value in fields.items() if value is not None}
-    return json.dumps(present, ensure_ascii=False)
+def encode_jobs(jobs: Sequence[NewJob]) -> list[str]:
+    """New jobs as enqueue.lua reads them: 11 strings per job, no JSON to decode.
+
+    Absent values are ``''`` (a time or an id is never empty); a unique key is sent as
+    ``'='`` + the key, so that an empty key stays a key. The options of a batch are
+    usually one shared dict: each distinct one is encoded once.
+    """
+    options: dict[int, str] = {}
+    flat: list[str] = []
+    for job in jobs:
+        key = id(job.options)
+        text = options.get(key)
+        if text is None:
+            text = options[key] = json.dumps(job.options)
+        flat += (
+            job.id,
+            job.function,
+            job.payload,
+            job.queue,
+            str(int(job.priority)),
+            "" if job.run_at is None else stamp(job.run_at),
+            str(int(job.max_attempts)),
+            text,
+            job.chain_id or "",
+            job.prev_id or "",
+            "" if job.unique_key is None else "=" + job.unique_key,
+        )
+    return flat
 
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:

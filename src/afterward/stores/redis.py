@@ -61,7 +61,7 @@ from ._loop import NotOpen, PerLoop
 from ._redis_connection import check_server, close_pools, connect, interrupt
 from ._redis_support import (
     attempt_records,
-    encode_job,
+    encode_jobs,
     job_from_hash,
     matches,
     parse_redis_url,
@@ -173,7 +173,7 @@ class RedisStore:
         if not jobs:
             return []
         args = [stamp(now), reserve_for or "", stamp(now + lease)]
-        ids = await self._call(self._script("enqueue", *args, *map(encode_job, jobs)))
+        ids = await self._call(self._script("enqueue", *args, *encode_jobs(jobs)))
         return [str(i) for i in ids]
 
     async def acquire(

@@ -45,11 +45,14 @@ local function bytes_lt(a, b)
   return #a < #b
 end
 
-local function count(j, delta)
-  local field = j.state .. ':' .. j.queue
+local function count_field(field, delta)
   if redis.call('HINCRBY', PFX .. 'counts', field, delta) <= 0 then
     redis.call('HDEL', PFX .. 'counts', field)
   end
+end
+
+local function count(j, delta)
+  count_field(j.state .. ':' .. j.queue, delta)
 end
 
 local function lane(j)
@@ -79,23 +82,76 @@ local function unindex(j)
   end
 end
 
--- Put a job into every index its current fields call for.
-local function index(j)
-  count(j, 1)
+-- The index entries a job's current fields call for, each handed to `put` as
+-- put('count', field), put('ZADD', key, score, member) or put('HSET', key, field, value).
+local function index_entries(j, put)
+  put('count', j.state .. ':' .. j.queue)
   if DUE[j.state] then
     local name = lane(j)
-    redis.call('ZADD', PFX .. 'ready:' .. name, j.run_at, j.id)
-    redis.call('ZADD', PFX .. 'lanes', j.priority, name)
+    put('ZADD', PFX .. 'ready:' .. name, j.run_at, j.id)
+    put('ZADD', PFX .. 'lanes', j.priority, name)
   end
   if j.state == 'running' then
-    redis.call('ZADD', PFX .. 'running', j.lease_expires_at, j.id)
+    put('ZADD', PFX .. 'running', j.lease_expires_at, j.id)
   elseif j.lease_owner then
-    redis.call('ZADD', PFX .. 'reserved', j.lease_expires_at, j.id)
+    put('ZADD', PFX .. 'reserved', j.lease_expires_at, j.id)
   end
   if TERMINAL[j.state] then
-    redis.call('ZADD', PFX .. 'finished:' .. j.state, j.finished_at, j.id)
+    put('ZADD', PFX .. 'finished:' .. j.state, j.finished_at, j.id)
   elseif j.unique_key then
-    redis.call('HSET', PFX .. 'unique', j.unique_key, j.id)
+    put('HSET', PFX .. 'unique', j.unique_key, j.id)
+  end
+end
+
+local function put_now(command, key, a, b)
+  if command == 'count' then
+    count_field(key, 1)
+  else
+    redis.call(command, key, a, b)
+  end
+end
+
+-- Put a job into every index its current fields call for.
+local function index(j)
+  index_entries(j, put_now)
+end
+
+-- Run `command key` over a flat list of pairs, in chunks (unpack has a limit).
+local CHUNK = 2000
+local function call_pairs(command, key, flat)
+  for at = 1, #flat, CHUNK do
+    redis.call(command, key, unpack(flat, at, math.min(at + CHUNK - 1, #flat)))
+  end
+end
+
+-- index() for many jobs: their entries gathered, one command per key and chunk, so a
+-- bulk enqueue pays a few commands per batch instead of several per job.
+local function index_all(jobs)
+  local counts, lists, commands, seen = {}, {}, {}, {}
+  local function put(command, key, a, b)
+    if command == 'count' then
+      counts[key] = (counts[key] or 0) + 1
+      return
+    end
+    local list = lists[key]
+    if not list then
+      list, seen[key] = {}, {}
+      lists[key], commands[key] = list, command
+    end
+    if not seen[key][b] then  -- a lane is added once, not once per job
+      seen[key][b] = true
+      list[#list + 1] = a
+      list[#list + 1] = b
+    end
+  end
+  for _, j in ipairs(jobs) do
+    index_entries(j, put)
+  end
+  for field, n in pairs(counts) do
+    count_field(field, n)
+  end
+  for key, list in pairs(lists) do
+    call_pairs(commands[key], key, list)
   end
 end
 

@@ -1,14 +1,34 @@
 -- enqueue: store a batch of tasks (chains, unique keys, one reservation) atomically.
--- ARGV: prefix, now, reserve_for ('' for none), reservation expiry, then one JSON object
--- per task whose values are all strings (absent = NULL).
+-- ARGV: prefix, now, reserve_for ('' for none), reservation expiry, then 11 strings per
+-- task in the order of FIELDS below. run_at, chain_id and prev_id are '' when absent
+-- (a time or an id is never empty); unique_key is '' when absent, else '=' .. the key.
 -- Returns each task's id, or the id of the unfinished task already holding its unique key.
 local now_s, owner, expires = ARGV[2], ARGV[3], ARGV[4]
 local now = tonumber(now_s)
+local FIELDS = {
+  'id', 'function', 'payload', 'queue', 'priority', 'run_at', 'max_attempts', 'options',
+  'chain_id', 'prev_id', 'unique_key',
+}
+local STRIDE = #FIELDS
+
+local function decode(at)
+  local job = {}
+  for k = 1, STRIDE do
+    local value = ARGV[at + k - 1]
+    if value ~= '' then
+      job[FIELDS[k]] = value
+    end
+  end
+  if job.unique_key then
+    job.unique_key = string.sub(job.unique_key, 2)
+  end
+  return job
+end
 
 -- Check everything before writing anything: a script's writes cannot be rolled back.
 local ids, fresh, claimed, seen = {}, {}, {}, {}
-for i = 5, #ARGV do
-  local job = cjson.decode(ARGV[i])
+for at = 5, #ARGV, STRIDE do
+  local job = decode(at)
   local holder = false
   if job.unique_key then
     holder = claimed[job.unique_key] or unique_holder(job.unique_key)
@@ -28,24 +48,12 @@ for i = 5, #ARGV do
   end
 end
 
-local free = 0
-for _, job in ipairs(fresh) do
-  local j = {
-    id = job.id,
-    ['function'] = job['function'],
-    payload = job.payload,
-    queue = job.queue,
-    priority = job.priority,
-    run_at = job.run_at or now_s,
-    attempts = '0',
-    max_attempts = job.max_attempts,
-    options = job.options,
-    chain_id = job.chain_id,
-    prev_id = job.prev_id,
-    unique_key = job.unique_key,
-    created_at = now_s,
-  }
-  if job.prev_id then
+local free, created = 0, {}
+for _, j in ipairs(fresh) do
+  j.run_at = j.run_at or now_s
+  j.attempts = '0'
+  j.created_at = now_s
+  if j.prev_id then
     j.state = 'waiting'
   elseif tonumber(j.run_at) > now then
     j.state = 'scheduled'
@@ -62,14 +70,16 @@ for _, job in ipairs(fresh) do
     flat[#flat + 1] = value
   end
   redis.call('HSET', jkey(j.id), unpack(flat))
-  index(j)
-  redis.call('ZADD', PFX .. 'created', now_s, j.id)
-  if j.prev_id and redis.call('EXISTS', jkey(j.prev_id)) == 1 then
+  created[#created + 1] = now_s
+  created[#created + 1] = j.id
+  if j.prev_id and (seen[j.prev_id] or redis.call('EXISTS', jkey(j.prev_id)) == 1) then
     redis.call('HSET', jkey(j.prev_id), 'next_id', j.id)
   end
   if j.state == 'queued' and owner == '' then
     free = free + 1
   end
 end
+index_all(fresh)
+call_pairs('ZADD', PFX .. 'created', created)
 wake(free)
 return ids
