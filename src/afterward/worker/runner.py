@@ -337,7 +337,8 @@ class Runner:
         slots = Slots(self._settings.concurrency)
         try:
             while not (stop.is_set() or self._retiring.is_set()):
-                self._start_ready(slots)
+                if self._start_ready(slots):
+                    await asyncio.sleep(0)  # they begin before the next store call's work
                 if stalled := slots.stalled():
                     await self._hand_back_stalled(stalled)
                 wanted = slots.wanted()
@@ -369,16 +370,19 @@ class Runner:
             maintain_stop.set()
             await maintainer
 
-    def _start_ready(self, slots: Slots) -> None:
-        """Start the tasks taken ahead, as far as there are free slots."""
+    def _start_ready(self, slots: Slots) -> int:
+        """Start the tasks taken ahead, as far as there are free slots; return how many."""
+        started = 0
         while slots.startable():
             job = slots.ready.popleft()
             if job.id not in self._held:  # its lease was lost while it waited
                 continue
             task = slots.start(job, self.run_job)
+            started += 1
             if _suspect(job):
                 self._suspects.add(task)
                 task.add_done_callback(self._suspects.discard)
+        return started
 
     @property
     def _poll(self) -> float:
