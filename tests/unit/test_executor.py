@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
 from afterward.errors import TimeLimitExceeded
 from afterward.worker.executor import Executor
+
+
+async def stubborn() -> str:
+    """Ignores being cancelled, and returns."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.sleep(5)
+    return "done anyway"
 
 
 @pytest.fixture
@@ -43,13 +51,6 @@ async def test_an_async_function_past_its_limit_fails_even_if_it_swallows_the_ca
     executor: Executor,
 ) -> None:
     # Given an async function that ignores being cancelled and returns
-    async def stubborn() -> str:
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            pass
-        return "done anyway"
-
     # When it is called with a 0.05 s limit, then the attempt still overran
     with pytest.raises(TimeLimitExceeded):
         await executor.call(stubborn, [], {}, 0.05)
@@ -59,13 +60,6 @@ async def test_cancelling_the_caller_is_not_lost_when_the_function_swallows_it(
     executor: Executor,
 ) -> None:
     # Given a caller awaiting an async function that ignores being cancelled
-    async def stubborn() -> str:
-        try:
-            await asyncio.sleep(5)
-        except asyncio.CancelledError:
-            pass
-        return "done anyway"
-
     caller = asyncio.create_task(executor.call(stubborn, [], {}, None))
     await asyncio.sleep(0.01)
     # When the caller is cancelled (a worker's wind-down past its grace period)
