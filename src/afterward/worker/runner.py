@@ -340,7 +340,10 @@ class Runner:
                 if self._start_ready(slots):
                     await asyncio.sleep(0)  # they begin before the next store call's work
                 if stalled := slots.stalled():
-                    await self._hand_back_stalled(stalled)
+                    held = [job.id for job in stalled if job.id in self._held]
+                    await self._hand_back(
+                        held, "taken ahead (the running ones are long)", level=logging.INFO
+                    )
                 wanted = slots.wanted()
                 if wanted <= 0:
                     slots.freed.clear()
@@ -350,7 +353,7 @@ class Runner:
                 jobs, handed_back = await self._take(wanted, slots.ready)
                 for job in jobs:
                     self._held[job.id] = job.attempts  # renewed while it waits its turn
-                slots.take_ahead(jobs)
+                slots.queue(jobs)
                 if (jobs and not handed_back) or slots.startable():
                     continue
                 wake = (  # handed back: try again when our suspect is done
@@ -435,10 +438,7 @@ class Runner:
         period, then cancel and hand back the rest."""
         waiting = [job.id for job in slots.ready if job.id in self._held]
         slots.ready.clear()
-        if waiting:
-            await self._hand_back(waiting, "taken ahead and not started")
-            for job_id in waiting:
-                self._held.pop(job_id, None)
+        await self._hand_back(waiting, "taken ahead and not started")
         active = slots.active
         if not active:
             return
@@ -453,25 +453,19 @@ class Runner:
         if unfinished:
             await self._hand_back(unfinished, "unfinished")
 
-    async def _hand_back_stalled(self, stalled: list[Job]) -> None:
-        """Hand back tasks taken ahead that found no free slot in time."""
-        ids = [job.id for job in stalled if job.id in self._held]
-        try:
-            handed = await self._store.release(self.worker_id, ids, now=self._clock())
-        except Exception as exc:  # they come back when their lease expires
-            self._health.failed("handing back tasks taken ahead", exc)
-        else:
-            log.info("handed back %d task(s) taken ahead: the running tasks are long", handed)
-        for job_id in ids:
-            self._held.pop(job_id, None)
-
-    async def _hand_back(self, ids: list[str], which: str) -> None:
+    async def _hand_back(self, ids: list[str], which: str, *, level: int = logging.WARNING) -> None:
+        """Hand `ids` back without spending an attempt, and stop renewing them."""
+        if not ids:
+            return
         try:
             handed = await self._store.release(self.worker_id, ids, now=self._clock())
         except Exception as exc:  # the store, or a transient lack of memory or threads
             log.error("could not hand back %s (%s): they return when their lease expires", ids, exc)
-            return
-        log.warning("handed back %d %s task(s) without spending an attempt", handed, which)
+        else:
+            log.log(level, "handed back %d %s task(s) without spending an attempt", handed, which)
+        finally:
+            for job_id in ids:
+                self._held.pop(job_id, None)
 
     async def drain(self) -> list[str]:
         """Run due tasks until none is due; return the ids of tasks that did not succeed."""

@@ -80,8 +80,8 @@ class Slots:
         ahead = self.concurrency if short else 0
         return max(self.free(), 0) + ahead - len(self.ready)
 
-    def take_ahead(self, jobs: list[Job]) -> None:
-        """Queue `jobs` to start as slots free."""
+    def queue(self, jobs: list[Job]) -> None:
+        """Queue acquired `jobs` to start as slots free (at once, for as many as are free)."""
         if not self.ready:
             self.progress = time.monotonic()
         self.ready.extend(jobs)
