@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import select
 import sys
 from collections.abc import Mapping, Sequence
@@ -14,7 +13,7 @@ from psycopg.rows import DictRow, dict_row
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
 from ._pg_support import QUERIES
-from ._rows import job_from_row
+from ._rows import job_from_row, new_job_row
 
 __all__ = [
     "Conn",
@@ -64,9 +63,13 @@ async def insert_jobs(
     woken = False
     pending = list(range(len(jobs)))
     for _ in range(_UNIQUE_ROUNDS):
-        params = {**columns([jobs[i] for i in pending], now), **extra}
+        batch = [jobs[i] for i in pending]
+        if len(batch) == 1 and batch[0].chain_id is None and batch[0].prev_id is None:
+            query, params = QUERIES["insert_job"], {**new_job_row(batch[0], now), **extra}
+        else:
+            query, params = QUERIES["insert_jobs"], {**columns(batch, now), **extra}
         cur = conn.cursor(row_factory=dict_row)  # any connection: the caller's too
-        rows = await (await cur.execute(QUERIES["insert_jobs"], params)).fetchall()
+        rows = await (await cur.execute(query, params)).fetchall()
         inserted = {r["id"] for r in rows}
         woken = woken or any(r["woken"] for r in rows)
         ids.update((i, jobs[i].id) for i in pending if jobs[i].id in inserted)
@@ -85,30 +88,25 @@ async def insert_jobs(
 def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
     """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
     next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
-    states, run_ats = [], []
-    for job in jobs:
-        run_at = now if job.run_at is None else job.run_at
-        if job.prev_id is not None:
-            state = JobState.WAITING
-        else:
-            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
-        states.append(state.value)
-        run_ats.append(run_at)
-    return {
-        "ids": [j.id for j in jobs],
-        "functions": [j.function for j in jobs],
-        "payloads": [j.payload for j in jobs],
-        "queues": [j.queue for j in jobs],
-        "states": states,
-        "priorities": [j.priority for j in jobs],
-        "run_ats": run_ats,
-        "max_attempts": [j.max_attempts for j in jobs],
-        "options": [json.dumps(j.options) for j in jobs],
-        "chain_ids": [j.chain_id for j in jobs],
-        "prev_ids": [j.prev_id for j in jobs],
-        "next_ids": [next_of.get(j.id) for j in jobs],
-        "unique_keys": [j.unique_key for j in jobs],
+    rows = [new_job_row(job, now) for job in jobs]
+    lists = {
+        param: [r[column] for r in rows]
+        for param, column in (
+            ("ids", "id"),
+            ("functions", "function"),
+            ("payloads", "payload"),
+            ("queues", "queue"),
+            ("states", "state"),
+            ("priorities", "priority"),
+            ("run_ats", "run_at"),
+            ("max_attempts", "max_attempts"),
+            ("options", "options"),
+            ("chain_ids", "chain_id"),
+            ("prev_ids", "prev_id"),
+            ("unique_keys", "unique_key"),
+        )
     }
+    return {**lists, "next_ids": [next_of.get(job.id) for job in jobs]}
 
 
 def fail_params(

@@ -1,4 +1,5 @@
-"""Turn stored rows (mappings of column name to value) into `Job` and `Attempt` records."""
+"""Turn stored rows (mappings of column name to value) into `Job` and `Attempt` records,
+and a `NewJob` into the row that stores it."""
 
 from __future__ import annotations
 
@@ -6,9 +7,33 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..jobs import Attempt, Job, JobState
+from ..jobs import Attempt, Job, JobState, NewJob
 
-__all__ = ["attempt_from_row", "job_from_row"]
+__all__ = ["attempt_from_row", "job_from_row", "new_job_row"]
+
+
+def new_job_row(job: NewJob, now: float) -> dict[str, Any]:
+    """The columns a new job is stored with, its starting state and due time decided:
+    waiting behind its chain, scheduled for later, or queued."""
+    run_at = now if job.run_at is None else job.run_at
+    if job.prev_id is not None:
+        state = JobState.WAITING
+    else:
+        state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+    return {
+        "id": job.id,
+        "function": job.function,
+        "payload": job.payload,
+        "queue": job.queue,
+        "state": state.value,
+        "priority": job.priority,
+        "run_at": run_at,
+        "max_attempts": job.max_attempts,
+        "options": json.dumps(job.options),
+        "chain_id": job.chain_id,
+        "prev_id": job.prev_id,
+        "unique_key": job.unique_key,
+    }
 
 
 def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job:

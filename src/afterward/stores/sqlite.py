@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, check_unique_keys, decide_lost
-from ._rows import attempt_from_row, job_from_row
+from ._rows import attempt_from_row, job_from_row, new_job_row
 from ._sql import load_queries
 from ._sqlite_connection import SQLiteConnection, path_from_url
 from .base import Counts, JobFilter
@@ -94,26 +94,10 @@ class SQLiteStore:
             ).fetchone()
             if existing is not None:
                 return str(existing["id"])
-        run_at = now if job.run_at is None else job.run_at
-        if job.prev_id is not None:
-            state = JobState.WAITING
-        else:
-            state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
         conn.execute(
             _QUERIES["insert_job"],
             {
-                "id": job.id,
-                "function": job.function,
-                "payload": job.payload,
-                "queue": job.queue,
-                "state": state.value,
-                "priority": job.priority,
-                "run_at": run_at,
-                "max_attempts": job.max_attempts,
-                "options": json.dumps(job.options),
-                "chain_id": job.chain_id,
-                "prev_id": job.prev_id,
-                "unique_key": job.unique_key,
+                **new_job_row(job, now),
                 "lease_owner": reserve_for,
                 "lease_expires_at": expires if reserve_for else None,
                 "now": now,
