@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import pytest
 
@@ -34,16 +35,23 @@ async def test_an_async_function_runs_in_the_callers_task(executor: Executor) ->
     assert await executor.call(where, [], {}, None) is asyncio.current_task()
 
 
-async def test_an_async_functions_own_timeout_error_is_not_the_time_limit(
-    executor: Executor,
-) -> None:
-    # Given an async function that raises TimeoutError well within its limit
-    async def gives_up() -> None:
-        raise TimeoutError("the remote side did not answer")
+async def _gives_up() -> None:
+    raise TimeoutError("the remote side did not answer")
 
+
+def _gives_up_in_a_thread() -> None:
+    raise TimeoutError("the remote side did not answer")
+
+
+@pytest.mark.parametrize("func", [_gives_up, _gives_up_in_a_thread])
+async def test_a_functions_own_timeout_error_is_not_the_time_limit(
+    executor: Executor, func: Any
+) -> None:
+    # Given a function (async, or plain in a thread) that raises TimeoutError well
+    # within its limit
     # When it is called, then its own error comes out, not TimeLimitExceeded
     with pytest.raises(TimeoutError, match="remote side") as caught:
-        await executor.call(gives_up, [], {}, 30.0)
+        await executor.call(func, [], {}, 30.0)
     assert not isinstance(caught.value, TimeLimitExceeded)
 
 

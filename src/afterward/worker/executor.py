@@ -8,7 +8,7 @@ import contextvars
 import functools
 import inspect
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,26 +46,36 @@ class Executor:
         keeps its thread until it returns (Python cannot stop a thread), but its attempt is
         failed at the limit; until it returns it is counted in `stuck`.
         """
+        in_thread: concurrent.futures.Future[Any] | None = None
+        running: Awaitable[Any]
         if inspect.iscoroutinefunction(func):
-            return await _call_coroutine(func, args, kwargs, time_limit)
-        context = contextvars.copy_context()
-        call = functools.partial(context.run, _freeing_on_error, func, *args, **kwargs)
-        in_thread = self._pool.submit(call)
-        running = asyncio.wrap_future(in_thread)
+            # Awaited in the caller's task, not a task of its own: it starts at once, not a
+            # loop turn later, and a no-op task costs one task and one wait fewer.
+            running = func(*args, **kwargs)
+        else:
+            context = contextvars.copy_context()
+            call = functools.partial(context.run, _freeing_on_error, func, *args, **kwargs)
+            in_thread = self._pool.submit(call)
+            running = asyncio.wrap_future(in_thread)
+        limit = asyncio.timeout(time_limit)
         try:
-            done, _ = await asyncio.wait({running}, timeout=time_limit)
-        except asyncio.CancelledError:
-            running.cancel()
-            raise
-        if not done:
-            running.cancel()
-            self._note_overrun(in_thread)
-            raise _over(time_limit)
-        try:
-            return running.result()
+            async with limit:
+                result = await running
+        except TimeoutError:
+            if not limit.expired():
+                raise  # the function's own TimeoutError
+            if in_thread is not None:
+                self._note_overrun(in_thread)
+            raise _over(time_limit) from None
         except MemoryError as exc:
             traceback.clear_frames(exc.__traceback__)  # see `_freeing_on_error`
             raise
+        if limit.expired():  # it swallowed the cancellation: the attempt still overran
+            raise _over(time_limit)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # it swallowed a cancellation of the caller
+            raise asyncio.CancelledError
+        return result
 
     def _note_overrun(self, in_thread: concurrent.futures.Future[Any]) -> None:
         """Count `in_thread` as stuck while its function still runs (a call still waiting
@@ -78,33 +88,6 @@ class Executor:
     def shutdown(self) -> None:
         """Stop accepting calls; threads still running finish on their own."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def _call_coroutine(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], time_limit: float | None
-) -> Any:
-    """Await `func` in the calling task, cancelled at the limit.
-
-    In the caller's task rather than a task of its own: the function starts at once,
-    not a loop turn later, and a no-op task costs one task and one wait fewer.
-    """
-    limit = asyncio.timeout(time_limit)
-    try:
-        async with limit:
-            result = await func(*args, **kwargs)
-    except TimeoutError:
-        if limit.expired():
-            raise _over(time_limit) from None
-        raise  # the function's own TimeoutError
-    except MemoryError as exc:
-        traceback.clear_frames(exc.__traceback__)  # see `_freeing_on_error`
-        raise
-    if limit.expired():  # it swallowed the cancellation: the attempt still overran
-        raise _over(time_limit)
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():  # it swallowed a cancellation of the caller
-        raise asyncio.CancelledError
-    return result
 
 
 def _over(time_limit: float | None) -> TimeLimitExceeded:
