@@ -24,7 +24,7 @@ from servers import REDIS_URL, drop_store_data, redis_url, require_server
 
 from afterward.errors import SchemaTooNew, StoreError, TaskNotFound
 from afterward.jobs import JobState
-from afterward.stores import JobFilter, Store, store_from_url
+from afterward.stores import JobFilter, Store, _redis_connection, store_from_url
 from afterward.stores._redis_support import durability_warnings, parse_redis_url
 
 from ._helpers import LEASE, Clock, acquire_one, enqueue_one, failure, new_chain, new_job
@@ -113,6 +113,32 @@ async def test_valkey_scheme_is_redis(url: str, clock: Clock) -> None:
         assert (await acquire_one(store, clock)).id == job_id
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("hiredis", [True, False])
+async def test_commands_pack_alike_with_or_without_hiredis(
+    url: str, clock: Clock, hiredis: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store whose connections pack commands with hiredis's packer, or redis-py's
+    monkeypatch.setattr(_redis_connection, "_HIREDIS", hiredis)
+    store = store_from_url(url)
+    await store.open()
+    try:
+        # When tasks with spaces, non-ASCII text and long payloads go through it
+        jobs = [new_job(payload='{"args":["a b", "é✓"],"kwargs":{}}' + " " * 9000)]
+        ids = await store.enqueue([*jobs, new_job(queue="two words")], now=clock())
+        # Then they are stored as given, on connections of the kind asked for
+        assert (await store.get(ids[0])).payload == jobs[0].payload
+        assert (await store.get(ids[1])).queue == "two words"
+        assert _connection_class(store).__name__.startswith("Packed") is hiredis
+    finally:
+        await store.close()
+
+
+def _connection_class(store: Store) -> Any:
+    """The class of the connections the calling loop's command pool makes."""
+    ((_, connection),) = store._loops.each()  # type: ignore[attr-defined]
+    return connection.client.connection_pool.connection_class
 
 
 async def test_no_key_is_written_outside_the_prefix(tmp_path: Path, clock: Clock) -> None:

@@ -1,6 +1,7 @@
 """The runner: acquire due tasks, run them, report the outcome, keep leases alive.
 
-One `Runner` per process and store. `run()` is the worker loop; `run_chain()` runs a
+One `Runner` per process and store. `run_job()` runs one acquired task and records its
+outcome; `run()` is the worker loop (`afterward.worker.loop`); `run_chain()` runs a
 request's reserved chain right after its response (embedded mode); `maintain()` renews
 leases and takes back work from dead or expired holders.
 
@@ -10,10 +11,6 @@ cannot stop its thread, which stays lost to the pool. A runner made with
 other tasks finish, hands back the rest and returns from `run()` with `retired` set, so
 that its process exits and is replaced by a fresh one. Otherwise (the web process's
 embedded worker) it only logs the lost thread loudly.
-
-A task whose last attempt was lost with its worker is a suspect: it may be what killed
-the process. `run()` keeps at most one suspect running at a time and hands the others back,
-so that the tasks that died next to a poison task are not taken down with it again.
 """
 
 from __future__ import annotations
@@ -41,7 +38,7 @@ from .coalesce import Coalescer
 from .executor import Executor
 from .health import StoreHealth
 from .identity import dead_local_workers
-from .slots import Slots
+from .loop import WorkerLoop, first
 
 __all__ = ["Runner"]
 
@@ -51,8 +48,6 @@ _RECOVERY_INTERVAL = 1.0
 """Seconds between looks for work held by dead or expired workers."""
 _STORE_BACKOFF = 1.0
 """Seconds to wait after the store failed before trying again."""
-_LOST = "WorkerLost:"
-"""How the error of an attempt lost with its worker starts (`afterward.jobs.decide_lost`)."""
 
 
 class Runner:
@@ -72,27 +67,29 @@ class Runner:
         retire_when_stuck: bool = False,
     ) -> None:
         self.worker_id = worker_id
-        self._store = store
-        self._registry = registry
-        self._settings = settings
-        self._executor = executor
-        self._queues = list(queues) if queues else None
-        self._clock = clock or StoreClock()
-        self._rng = rng
-        self._health = StoreHealth()
-        self._held: dict[str, int] = {}
+        self.store = store
+        self.settings = settings
+        self.queues = list(queues) if queues else None
+        """The queues this runner takes from (None: every queue)."""
+        self.clock = clock or StoreClock()
+        """Now, in the store's time."""
+        self.health = StoreHealth()
+        """Whether the store answers, for logging an outage once."""
+        self.held: dict[str, int] = {}
         """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+        self.retiring = asyncio.Event()
+        """Set when a stuck thread makes this runner retire (see `retired`)."""
+        self.retired: str | None = None
+        """Why `run()` stopped on its own (a task thread is stuck), or None."""
+        self._registry = registry
+        self._executor = executor
+        self._rng = rng
         self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches]
         self._batches = weakref.WeakKeyDictionary()
         """Per event loop (a web process's runner serves two), the batched store calls."""
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._retire_when_stuck = retire_when_stuck
-        self._retiring = asyncio.Event()
-        self.retired: str | None = None
-        """Why `run()` stopped on its own (a task thread is stuck), or None."""
-        self._suspects: set[asyncio.Task[bool]] = set()
-        """Running tasks whose previous attempt was lost with its worker (see `_take`)."""
 
     # -- running one task -------------------------------------------------------------
 
@@ -105,7 +102,7 @@ class Runner:
         """Run one acquired task and record its outcome; True if it succeeded. `ran` is
         called once the function has returned or raised, before the outcome is written;
         `succeed` writes a success (default: with the other successes of this loop)."""
-        self._held[job.id] = job.attempts
+        self.held[job.id] = job.attempts
         try:
             return await self._run_job(job, ran, succeed)
         except Exception:  # e.g. out of memory while recording: never leave it unnoticed
@@ -116,7 +113,7 @@ class Runner:
             )
             return False
         finally:
-            self._held.pop(job.id, None)
+            self.held.pop(job.id, None)
 
     async def _run_job(
         self, job: Job, ran: Callable[[], None], succeed: Callable[[Job], Awaitable[bool]] | None
@@ -133,7 +130,7 @@ class Runner:
             await self._executor.call(func, args, kwargs, policy.time_limit)
         except Exception as exc:
             ran()
-            failure = decide_failure(job, exc, policy, self._clock(), self._rng)
+            failure = decide_failure(job, exc, policy, self.clock(), self._rng)
             verdict = "will retry" if failure.retry_at is not None else "failed for good"
             log.error(
                 "task %s (%s) attempt %d/%d %s: %s",
@@ -146,8 +143,8 @@ class Runner:
                 exc_info=failure.retry_at is None,
             )
             await self._report(
-                lambda: self._store.fail(
-                    job.id, self.worker_id, job.attempts, failure, now=self._clock()
+                lambda: self.store.fail(
+                    job.id, self.worker_id, job.attempts, failure, now=self.clock()
                 ),
                 job,
             )
@@ -175,7 +172,7 @@ class Runner:
         return found
 
     async def _complete_many(self, attempts: list[tuple[str, int]]) -> list[bool]:
-        done = await self._store.complete_many(self.worker_id, attempts, now=self._clock())
+        done = await self.store.complete_many(self.worker_id, attempts, now=self.clock())
         return [job_id in done for job_id, _ in attempts]
 
     async def _chain_steps(self, steps: list[_Step]) -> list[tuple[bool, Job | None]]:
@@ -183,11 +180,11 @@ class Runner:
         (if any) and takes the next one named (if any), which that completion released."""
         attempts = [done for done, _ in steps if done is not None]
         wanted = [next_id for _, next_id in steps if next_id is not None]
-        completed, jobs = await self._store.complete_and_acquire(
+        completed, jobs = await self.store.complete_and_acquire(
             self.worker_id,
             attempts,
-            now=self._clock(),
-            lease=self._settings.lease,
+            now=self.clock(),
+            lease=self.settings.lease,
             limit=len(wanted),
             ids=wanted,
         )
@@ -204,8 +201,8 @@ class Runner:
         log.error("task %s refused: %s", job.id, reason)
         refusal = permanent_failure(reason)
         await self._report(
-            lambda: self._store.fail(
-                job.id, self.worker_id, job.attempts, refusal, now=self._clock()
+            lambda: self.store.fail(
+                job.id, self.worker_id, job.attempts, refusal, now=self.clock()
             ),
             job,
         )
@@ -214,7 +211,7 @@ class Runner:
     def _thread_stuck(self, job: Job, time_limit: float | None) -> None:
         """A plain function overran its time limit and still holds its thread: retire
         (see `run`), or, when this runner may not, say loudly that a thread is lost."""
-        threads = self._settings.concurrency
+        threads = self.settings.concurrency
         stuck = self._executor.stuck
         if not self._retire_when_stuck:
             log.error(
@@ -239,15 +236,15 @@ class Runner:
                 "(%.0f s grace), hands back the rest and exits to be replaced by a fresh "
                 "process",
                 self.retired,
-                self._settings.grace_period,
+                self.settings.grace_period,
             )
-            self._retiring.set()
+            self.retiring.set()
 
     async def _report(self, write: Callable[[], Awaitable[bool]], job: Job) -> bool:
         """Record an outcome; while the store is unreachable, keep trying with backoff
         for as long as the lease could still be valid (after that the write would be
         refused anyway, and the task runs again elsewhere)."""
-        give_up_at = time.monotonic() + self._settings.lease
+        give_up_at = time.monotonic() + self.settings.lease
         delay = _STORE_BACKOFF / 4
         while True:
             try:
@@ -256,10 +253,10 @@ class Runner:
                     accepted = await write()
                     # Stop renewing before the renewal loop (maybe on another thread) can
                     # see the lease gone and take this task's own outcome for a loss.
-                    self._held.pop(job.id, None)
+                    self.held.pop(job.id, None)
                 finally:
                     self._reporting.discard(job.id)
-                self._health.answered()
+                self.health.answered()
                 break
             except Exception as exc:  # the store, or a transient lack of memory or threads
                 if time.monotonic() + delay > give_up_at:
@@ -267,7 +264,7 @@ class Runner:
                         "task %s: could not record its outcome (%s); it will run again", job.id, exc
                     )
                     return False
-                self._health.failed(f"recording the outcome of task {job.id}", exc)
+                self.health.failed(f"recording the outcome of task {job.id}", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _STORE_BACKOFF * 4)
         if not accepted:
@@ -280,7 +277,7 @@ class Runner:
         return accepted
 
     def _policy(self, job: Job, func: Callable[..., Any]) -> RetryPolicy:
-        policy = self._settings.retry.with_stored(job.options)
+        policy = self.settings.retry.with_stored(job.options)
         retry_on = options_of(func).get("retry_on")
         return replace(policy, retry_on=retry_on) if retry_on is not None else policy
 
@@ -289,7 +286,7 @@ class Runner:
     def reserve(self, ids: Sequence[str]) -> None:
         """Note tasks reserved for this worker at enqueue, so their leases are renewed."""
         for job_id in ids:
-            self._held.setdefault(job_id, 0)
+            self.held.setdefault(job_id, 0)
 
     async def run_chain(self, ids: Sequence[str]) -> None:
         """Run reserved tasks one after another; stop at the first that does not succeed.
@@ -314,163 +311,44 @@ class Runner:
                 done += 1
                 job = taken.get(job.id)
             if done < len(ids):
-                await self._store.release(self.worker_id, ids[done:], now=self._clock())
+                await self.store.release(self.worker_id, ids[done:], now=self.clock())
         except AfterwardError:
             log.exception("running the request's tasks %s failed; a worker will take them", ids)
         finally:
             for job_id in ids:
-                self._held.pop(job_id, None)
+                self.held.pop(job_id, None)
 
     # -- the worker loop --------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run due tasks until `stop` is set, then wind down gracefully.
+        """Run due tasks until `stop` is set, then wind down gracefully (`WorkerLoop`).
 
-        On stop: no new task is acquired; tasks taken ahead are handed back at once;
-        running tasks get the grace period to finish; the rest are cancelled and handed
-        back without spending an attempt. A runner made with ``retire_when_stuck`` winds
-        down the same way on its own, with `retired` set, when a plain function's thread
-        is stuck past its time limit.
+        A runner made with ``retire_when_stuck`` winds down the same way on its own, with
+        `retired` set, when a plain function's thread is stuck past its time limit.
         """
-        maintain_stop = asyncio.Event()
-        maintainer = asyncio.create_task(self.maintain(maintain_stop))
-        slots = Slots(self._settings.concurrency)
+        await WorkerLoop(self).run(stop)
+
+    async def acquire(self, limit: int) -> list[Job]:
+        """Take up to `limit` due tasks; on a store error, note it, back off, and take none."""
         try:
-            while not (stop.is_set() or self._retiring.is_set()):
-                if self._start_ready(slots):
-                    await asyncio.sleep(0)  # they begin before the next store call's work
-                if stalled := slots.stalled():
-                    held = [job.id for job in stalled if job.id in self._held]
-                    await self._hand_back(
-                        held, "taken ahead (the running ones are long)", level=logging.INFO
-                    )
-                wanted = slots.wanted()
-                if wanted <= 0:
-                    slots.freed.clear()
-                    turn = [stop.wait(), self._retiring.wait(), slots.freed.wait()]
-                    await _first(*turn, timeout=slots.patience_left())
-                    continue
-                jobs, handed_back = await self._take(wanted, slots.ready)
-                for job in jobs:
-                    self._held[job.id] = job.attempts  # renewed while it waits its turn
-                slots.queue(jobs)
-                if (jobs and not handed_back) or slots.startable():
-                    continue
-                wake = (  # handed back: try again when our suspect is done
-                    asyncio.wait(
-                        set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
-                    )
-                    if handed_back and self._suspects
-                    else self._store.wait_for_work(self._poll)
-                )
-                slots.freed.clear()
-                waits: list[Awaitable[Any]] = [stop.wait(), self._retiring.wait(), wake]
-                if slots.ready:  # a turn for those
-                    waits.append(slots.freed.wait())
-                await _first(*waits, timeout=slots.patience_left())
-        finally:
-            await self._wind_down(slots)
-            maintain_stop.set()
-            await maintainer
-
-    def _start_ready(self, slots: Slots) -> int:
-        """Start the tasks taken ahead, as far as there are free slots; return how many."""
-        started = 0
-        while slots.startable():
-            job = slots.ready.popleft()
-            if job.id not in self._held:  # its lease was lost while it waited
-                continue
-            task = slots.start(job, self.run_job)
-            started += 1
-            if _suspect(job):
-                self._suspects.add(task)
-                task.add_done_callback(self._suspects.discard)
-        return started
-
-    @property
-    def _poll(self) -> float:
-        return self._settings.poll_interval
-
-    async def _take(self, limit: int, ahead: Sequence[Job] = ()) -> tuple[list[Job], bool]:
-        """Acquire up to `limit` tasks to run, keeping at most one suspect (a task whose
-        last attempt was lost with its worker) running or taken `ahead` in this process
-        at a time; hand the other suspects back at once, without spending an attempt.
-        Return the tasks to run, and whether any were handed back.
-
-        A task that crashes its process is taken back together with the tasks that died
-        with it, and they would be acquired together again, and die together again, until
-        the innocent ones too had used up their attempts. One at a time, a poison task
-        takes no other suspect down with it.
-        """
-        keep: list[Job] = []
-        extra: list[str] = []
-        suspected = bool(self._suspects) or any(map(_suspect, ahead))
-        for job in await self._acquire(limit):
-            if _suspect(job) and (suspected or any(map(_suspect, keep))):
-                extra.append(job.id)
-            else:
-                keep.append(job)
-        if extra:
-            try:
-                await self._store.release(self.worker_id, extra, now=self._clock())
-            except Exception as exc:  # they come back when their lease expires
-                self._health.failed("handing back suspect tasks", exc)
-        return keep, bool(extra)
-
-    async def _acquire(self, limit: int) -> list[Job]:
-        try:
-            jobs = await self._store.acquire(
+            jobs = await self.store.acquire(
                 self.worker_id,
-                now=self._clock(),
-                lease=self._settings.lease,
+                now=self.clock(),
+                lease=self.settings.lease,
                 limit=limit,
-                queues=self._queues,
+                queues=self.queues,
             )
         except Exception as exc:  # the store, or a transient lack of memory or threads
-            self._health.failed("acquiring tasks", exc)
+            self.health.failed("acquiring tasks", exc)
             await asyncio.sleep(_STORE_BACKOFF)
             return []
-        self._health.answered()
+        self.health.answered()
         return jobs
-
-    async def _wind_down(self, slots: Slots) -> None:
-        """Hand back the tasks taken ahead at once; give the running ones the grace
-        period, then cancel and hand back the rest."""
-        waiting = [job.id for job in slots.ready if job.id in self._held]
-        slots.ready.clear()
-        await self._hand_back(waiting, "taken ahead and not started")
-        active = slots.active
-        if not active:
-            return
-        log.info(
-            "stopping: %d task(s) running, %.0f s grace", len(active), self._settings.grace_period
-        )
-        _, pending = await asyncio.wait(set(active), timeout=self._settings.grace_period)
-        unfinished = [active[t] for t in pending]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        if unfinished:
-            await self._hand_back(unfinished, "unfinished")
-
-    async def _hand_back(self, ids: list[str], which: str, *, level: int = logging.WARNING) -> None:
-        """Hand `ids` back without spending an attempt, and stop renewing them."""
-        if not ids:
-            return
-        try:
-            handed = await self._store.release(self.worker_id, ids, now=self._clock())
-        except Exception as exc:  # the store, or a transient lack of memory or threads
-            log.error("could not hand back %s (%s): they return when their lease expires", ids, exc)
-        else:
-            log.log(level, "handed back %d %s task(s) without spending an attempt", handed, which)
-        finally:
-            for job_id in ids:
-                self._held.pop(job_id, None)
 
     async def drain(self) -> list[str]:
         """Run due tasks until none is due; return the ids of tasks that did not succeed."""
         unsuccessful = []
-        while jobs := await self._acquire(self._settings.concurrency):
+        while jobs := await self.acquire(self.settings.concurrency):
             results = await asyncio.gather(*(self.run_job(j) for j in jobs))
             unsuccessful += [j.id for j, ok in zip(jobs, results, strict=True) if not ok]
         return unsuccessful
@@ -480,37 +358,37 @@ class Runner:
     async def maintain(self, stop: asyncio.Event) -> None:
         """Renew held leases every third of a lease; take back lost work every second;
         keep the clock in step with the store's."""
-        renew_every = self._settings.lease / 3
+        renew_every = self.settings.lease / 3
         last_renewal = 0.0
         while not stop.is_set():
             try:
-                if isinstance(self._clock, StoreClock):
-                    await self._clock.sync(self._store)
+                if isinstance(self.clock, StoreClock):
+                    await self.clock.sync(self.store)
                 if time.monotonic() - last_renewal >= renew_every:
                     await self.renew_leases()
                     last_renewal = time.monotonic()
                 await self.recover()
-                self._health.answered()
+                self.health.answered()
             except Exception as exc:  # the store, or a transient lack of memory or threads
-                self._health.failed("renewing leases", exc)
-            await _first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
+                self.health.failed("renewing leases", exc)
+            await first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
 
     async def renew_leases(self) -> None:
         """Extend every lease and reservation this runner holds; forget the ones lost."""
-        held = list(self._held)
+        held = list(self.held)
         if not held:
             return
-        kept = await self._store.extend_leases(
-            self.worker_id, held, now=self._clock(), lease=self._settings.lease
+        kept = await self.store.extend_leases(
+            self.worker_id, held, now=self.clock(), lease=self.settings.lease
         )
         for job_id in set(held) - kept - self._reporting:
-            if self._held.pop(job_id, None):
+            if self.held.pop(job_id, None):
                 log.warning("task %s: lease lost; another worker may run it", job_id)
 
     async def recover(self) -> int:
         """Take back tasks whose lease expired or whose holder's process is gone."""
-        dead = dead_local_workers(await self._store.lease_holders())
-        taken = await self._store.recover(now=self._clock(), dead_workers=dead)
+        dead = dead_local_workers(await self.store.lease_holders())
+        taken = await self.store.recover(now=self.clock(), dead_workers=dead)
         if taken:
             log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
         return taken
@@ -528,22 +406,6 @@ class _Batches:
         self.chain_steps: Coalescer[_Step, tuple[bool, Job | None]] = Coalescer(runner._chain_steps)
 
 
-def _suspect(job: Job) -> bool:
-    """Whether `job`'s previous attempt was lost with its worker (it may have killed it)."""
-    return (job.last_error or "").startswith(_LOST)
-
-
 def _shorten(text: str, limit: int = 2000) -> str:
     """`text`, cut to `limit` characters (a hostile row's name or payload can be huge)."""
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-async def _first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
-    """Wait until the first of `waits` finishes, or `timeout` seconds; cancel the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
