@@ -132,7 +132,7 @@ class WorkerLoop:
                 keep.append(job)
         if extra:
             try:
-                await self._store.release(self._runner.worker_id, extra, now=self._clock())
+                await self._release(extra)
             except Exception as exc:  # they come back when their lease expires
                 self._health.failed("handing back suspect tasks", exc)
         return keep, bool(extra)
@@ -160,6 +160,7 @@ class WorkerLoop:
             await self._hand_back(unfinished, "unfinished")
 
     async def _release(self, ids: list[str]) -> int:
+        """Release `ids` in the store, without spending an attempt; return how many."""
         return await self._store.release(self._runner.worker_id, ids, now=self._clock())
 
     async def _hand_back(self, ids: list[str], which: str, *, level: int = logging.WARNING) -> None:
@@ -167,7 +168,7 @@ class WorkerLoop:
         if not ids:
             return
         try:
-            handed = await self._store.release(self._runner.worker_id, ids, now=self._clock())
+            handed = await self._release(ids)
         except Exception as exc:  # the store, or a transient lack of memory or threads
             log.error("could not hand back %s (%s): they return when their lease expires", ids, exc)
         else:
