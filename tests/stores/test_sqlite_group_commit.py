@@ -12,7 +12,7 @@ import pytest
 
 from afterward.errors import InvalidTransition, StoreError
 from afterward.jobs import JobState
-from afterward.stores._sqlite_connection import _Write
+from afterward.stores._sqlite_connection import SQLiteConnection, _Write
 from afterward.stores.sqlite import SQLiteStore
 
 from ._helpers import Clock, acquire_one, new_chain, new_job
@@ -145,3 +145,30 @@ async def test_a_commit_holding_any_durable_write_is_fsynced(sqlite_store: SQLit
         sqlite_store._db._commit_group([write(d) for d in group])
     # Then a group is fsynced (FULL) as soon as one of its writes is durable
     assert levels == ["NORMAL", "FULL", "FULL", "NORMAL"]
+
+
+async def test_a_write_that_races_close_fails_with_store_error(tmp_path: Path) -> None:
+    # Given a connection whose close() lands just after a write let go of the queue's lock
+    # (before it handed the commit to the writer thread)
+    db = SQLiteConnection(str(tmp_path / "race.db"), synchronous="FULL")
+    await db.open()
+    queue_lock = db._writes_lock
+
+    class CloseOnRelease:
+        def __enter__(self) -> None:
+            queue_lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            queue_lock.release()
+            db._writes_lock = queue_lock
+            writer, db._writer = db._writer, None
+            assert writer is not None
+            writer.shutdown()
+
+    db._writes_lock = CloseOnRelease()  # type: ignore[assignment]
+    # When the write goes on
+    # Then it fails as a closed store, at once, and leaves no write queued
+    with pytest.raises(StoreError, match="closed"):
+        await asyncio.wait_for(db.write(lambda conn: conn.execute("SELECT 1")), 5)
+    assert db._writes == [] and not db._committing
+    await db.close()

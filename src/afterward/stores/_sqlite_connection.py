@@ -99,14 +99,26 @@ class SQLiteConnection:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._writes_lock:
-            if self._writer is None:
+            writer = self._writer
+            if writer is None:
                 raise StoreError(f"the SQLite store {self.path} is not open")
             self._writes.append(_Write(fn, loop, future, durable))
             start = not self._committing
             self._committing = True
         if start:
-            self._writer.submit(self._commit_waiting)
+            try:
+                writer.submit(self._commit_waiting)
+            except RuntimeError:  # `close()` shut the writer down since: none will commit
+                self._fail_waiting(StoreError(f"the SQLite store {self.path} was closed"))
         return await future
+
+    def _fail_waiting(self, error: StoreError) -> None:
+        """Fail every write waiting for a commit that will not come."""
+        with self._writes_lock:
+            stranded, self._writes = self._writes, []
+            self._committing = False
+        for write in stranded:
+            write.loop.call_soon_threadsafe(_set_outcomes, [(write.future, (None, error))])
 
     def _commit_waiting(self) -> None:
         """Commit the waiting writes, group by group, until none is left."""
