@@ -112,6 +112,14 @@ class NewJob:
         if self.run_at is not None and math.isnan(self.run_at):
             raise ValueError(f"task {self.id}: run_at is NaN; give a time or None")
 
+    def start(self, now: float) -> tuple[JobState, float]:
+        """The state it is stored in and its due time: waiting behind its chain,
+        scheduled for later, or queued (`enqueue.lua` applies the same rule on Redis)."""
+        run_at = now if self.run_at is None else self.run_at
+        if self.prev_id is not None:
+            return JobState.WAITING, run_at
+        return (JobState.SCHEDULED if run_at > now else JobState.QUEUED), run_at
+
 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:

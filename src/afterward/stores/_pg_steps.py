@@ -13,7 +13,7 @@ from psycopg.rows import DictRow, dict_row
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
 from ._pg_support import QUERIES
-from ._rows import job_from_row, new_job_row
+from ._rows import job_from_row, new_job_row, options_texts
 
 __all__ = [
     "Conn",
@@ -65,7 +65,8 @@ async def insert_jobs(
     for _ in range(_UNIQUE_ROUNDS):
         batch = [jobs[i] for i in pending]
         if len(batch) == 1 and batch[0].chain_id is None and batch[0].prev_id is None:
-            query, params = QUERIES["insert_job"], {**new_job_row(batch[0], now), **extra}
+            row = new_job_row(batch[0], now, *options_texts(batch))
+            query, params = QUERIES["insert_job"], {**row, **extra}
         else:
             query, params = QUERIES["insert_jobs"], {**columns(batch, now), **extra}
         cur = conn.cursor(row_factory=dict_row)  # any connection: the caller's too
@@ -88,7 +89,7 @@ async def insert_jobs(
 def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
     """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
     next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
-    rows = [new_job_row(job, now) for job in jobs]
+    rows = [new_job_row(j, now, text) for j, text in zip(jobs, options_texts(jobs), strict=True)]
     lists = {
         param: [r[column] for r in rows]
         for param, column in (

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from ..jobs import Attempt, Job, NewJob
-from ._rows import attempt_from_row, job_from_row
+from ._rows import attempt_from_row, job_from_row, options_texts
 from .base import JobFilter
 
 __all__ = [
@@ -118,16 +118,10 @@ def encode_jobs(jobs: Sequence[NewJob]) -> list[str]:
     """New jobs as enqueue.lua reads them: 11 strings per job, no JSON to decode.
 
     Absent values are ``''`` (a time or an id is never empty); a unique key is sent as
-    ``'='`` + the key, so that an empty key stays a key. The options of a batch are
-    usually one shared dict: each distinct one is encoded once.
+    ``'='`` + the key, so that an empty key stays a key.
     """
-    options: dict[int, str] = {}
     flat: list[str] = []
-    for job in jobs:
-        key = id(job.options)
-        text = options.get(key)
-        if text is None:
-            text = options[key] = json.dumps(job.options)
+    for job, options in zip(jobs, options_texts(jobs), strict=True):
         flat += (
             job.id,
             job.function,
@@ -136,7 +130,7 @@ def encode_jobs(jobs: Sequence[NewJob]) -> list[str]:
             str(int(job.priority)),
             "" if job.run_at is None else stamp(job.run_at),
             str(int(job.max_attempts)),
-            text,
+            options,
             job.chain_id or "",
             job.prev_id or "",
             "" if job.unique_key is None else "=" + job.unique_key,

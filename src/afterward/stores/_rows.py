@@ -4,22 +4,30 @@ and a `NewJob` into the row that stores it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..jobs import Attempt, Job, JobState, NewJob
 
-__all__ = ["attempt_from_row", "job_from_row", "new_job_row"]
+__all__ = ["attempt_from_row", "job_from_row", "new_job_row", "options_texts"]
 
 
-def new_job_row(job: NewJob, now: float) -> dict[str, Any]:
-    """The columns a new job is stored with, its starting state and due time decided:
-    waiting behind its chain, scheduled for later, or queued."""
-    run_at = now if job.run_at is None else job.run_at
-    if job.prev_id is not None:
-        state = JobState.WAITING
-    else:
-        state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
+def options_texts(jobs: Sequence[NewJob]) -> list[str]:
+    """Each job's options as stored (JSON text). The jobs of one batch usually share one
+    options dict: each distinct dict is encoded once."""
+    encoded: dict[int, str] = {}
+    texts = []
+    for job in jobs:
+        text = encoded.get(id(job.options))
+        if text is None:
+            text = encoded[id(job.options)] = json.dumps(job.options)
+        texts.append(text)
+    return texts
+
+
+def new_job_row(job: NewJob, now: float, options: str) -> dict[str, Any]:
+    """The columns a new job is stored with (`options`: its options as stored)."""
+    state, run_at = job.start(now)
     return {
         "id": job.id,
         "function": job.function,
@@ -29,7 +37,7 @@ def new_job_row(job: NewJob, now: float) -> dict[str, Any]:
         "priority": job.priority,
         "run_at": run_at,
         "max_attempts": job.max_attempts,
-        "options": json.dumps(job.options),
+        "options": options,
         "chain_id": job.chain_id,
         "prev_id": job.prev_id,
         "unique_key": job.unique_key,

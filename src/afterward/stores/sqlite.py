@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, check_unique_keys, decide_lost
-from ._rows import attempt_from_row, job_from_row, new_job_row
+from ._rows import attempt_from_row, job_from_row, new_job_row, options_texts
 from ._sql import load_queries
 from ._sqlite_connection import SQLiteConnection, path_from_url
 from .base import Counts, JobFilter
@@ -73,10 +73,11 @@ class SQLiteStore:
         check_unique_keys(jobs)
 
         def write(conn: sqlite3.Connection) -> list[str]:
-            ids: list[str] = []
-            for job in jobs:
-                ids.append(self._insert(conn, job, now, reserve_for, now + lease))
-            return ids
+            texts = options_texts(jobs)
+            return [
+                self._insert(conn, job, text, now, reserve_for, now + lease)
+                for job, text in zip(jobs, texts, strict=True)
+            ]
 
         return await self._db.write(write)
 
@@ -84,6 +85,7 @@ class SQLiteStore:
         self,
         conn: sqlite3.Connection,
         job: NewJob,
+        options: str,
         now: float,
         reserve_for: str | None,
         expires: float,
@@ -97,7 +99,7 @@ class SQLiteStore:
         conn.execute(
             _QUERIES["insert_job"],
             {
-                **new_job_row(job, now),
+                **new_job_row(job, now, options),
                 "lease_owner": reserve_for,
                 "lease_expires_at": expires if reserve_for else None,
                 "now": now,
