@@ -174,8 +174,7 @@ async def enqueue(url: str, calls: Iterable[tuple[Callable[..., Any], tuple[Any,
 
 async def _store_batch(afterward: Afterward, batch: list[Any]) -> int:
     await afterward.open()
-    jobs = [afterward._new_job(task) for task in batch]
-    return len(await afterward.store.enqueue(jobs, now=time.time()))
+    return len(await afterward.store.enqueue(batch, now=time.time()))
 
 
 async def states(url: str) -> dict[JobState, int]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import atexit
-import os
+import dataclasses
+import random
 import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .config import Execution, Settings
@@ -26,7 +26,7 @@ from .worker.executor import Executor
 from .worker.identity import new_worker_id
 from .worker.runner import Runner
 
-__all__ = ["Afterward", "PendingTask"]
+__all__ = ["Afterward"]
 
 P = ParamSpec("P")
 
@@ -34,21 +34,10 @@ _STATE_ATTRIBUTE = "afterward"
 
 
 def new_task_id() -> str:
-    """A 32-hex-digit id that sorts by creation time."""
-    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
-
-
-@dataclass(frozen=True)
-class PendingTask:
-    """A task call checked and encoded, not yet stored."""
-
-    id: str
-    function: str
-    payload: str
-    queue: str
-    priority: int
-    options: dict[str, Any]
-    unique_key: str | None = None
+    """A 32-hex-digit id that sorts by creation time: the time in nanoseconds, then 64
+    random bits (`random` is reseeded in every forked child, so processes do not share a
+    sequence; a tenth of the cost of `os.urandom`)."""
+    return f"{time.time_ns():016x}{random.getrandbits(64):016x}"
 
 
 class Afterward:
@@ -84,7 +73,7 @@ class Afterward:
         self._runner: Runner | None = None
         self._embedded: EmbeddedWorker | None = None
         self._lock = threading.Lock()
-        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], PendingTask]
+        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], NewJob]
         self._templates = weakref.WeakKeyDictionary()
 
     # -- finding the instance of an app -----------------------------------------------
@@ -189,11 +178,12 @@ class Afterward:
 
     def prepare(
         self, func: Callable[P, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> PendingTask:
-        """Check and encode one call, raising `TaskRefused` errors at once."""
+    ) -> NewJob:
+        """Check and encode one call as a task not yet stored, raising `TaskRefused`
+        errors at once."""
         return self._call_of(self._template(func), func, args, kwargs)
 
-    def _template(self, func: Callable[..., Any]) -> PendingTask:
+    def _template(self, func: Callable[..., Any]) -> NewJob:
         """What every task of `func` shares (its id and payload left empty), kept per
         function: a function's name and options do not change."""
         try:
@@ -204,7 +194,7 @@ class Afterward:
             found = self._templates[func] = self._make_template(func)
         return found
 
-    def _make_template(self, func: Callable[..., Any]) -> PendingTask:
+    def _make_template(self, func: Callable[..., Any]) -> NewJob:
         name = self.registry.name_of(func)
         if not self.runs_in_app and name.startswith("__main__:"):
             raise FunctionNotImportable(
@@ -213,48 +203,53 @@ class Afterward:
             )
         options = options_of(func)
         retry = self.settings.retry.to_json()
-        return PendingTask(
+        stored: dict[str, Any] = {k: options.get(k, v) for k, v in retry.items()}
+        return NewJob(
             id="",
             function=name,
             payload="",
             queue=options.get("queue", self.settings.default_queue),
             priority=options.get("priority", 0),
-            options={k: options.get(k, v) for k, v in retry.items()},
+            max_attempts=int(stored["max_attempts"]),
+            options=stored,
         )
 
     def _call_of(
         self,
-        template: PendingTask,
+        template: NewJob,
         func: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> PendingTask:
+    ) -> NewJob:
         name = template.function
         check_arguments(func, name, args, kwargs)
         payload = encode_call(name, args, kwargs, self.settings.max_payload)
-        return PendingTask(
+        return NewJob(
             id=new_task_id(),
             function=name,
             payload=payload,
             queue=template.queue,
             priority=template.priority,
-            options=template.options,  # shared by the calls of one batch: never mutated
+            max_attempts=template.max_attempts,
+            options=template.options,  # shared by the calls of one function: never mutated
         )
 
-    async def enqueue_chain(self, tasks: Sequence[PendingTask], *, reserve: bool) -> list[str]:
-        """Store `tasks` as one chain in one transaction; return their ids.
+    async def enqueue_chain(self, tasks: Sequence[NewJob], *, reserve: bool) -> list[str]:
+        """Store `tasks` (from `prepare`) as one chain in one transaction; return their ids.
 
         With `reserve`, this process's runner holds them to run right away (`run_chain`).
         """
-        chain_id = tasks[0].id if len(tasks) > 1 else None
-        jobs = [
-            self._new_job(t, chain_id, tasks[i - 1].id if i else None) for i, t in enumerate(tasks)
-        ]
-        return await self._store_jobs(jobs, reserve=reserve)
+        if len(tasks) > 1:
+            chain_id = tasks[0].id
+            tasks = [
+                dataclasses.replace(t, chain_id=chain_id, prev_id=tasks[i - 1].id if i else None)
+                for i, t in enumerate(tasks)
+            ]
+        return await self._store_jobs(list(tasks), reserve=reserve)
 
     async def enqueue(self, func: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> str:
         """Store one task outside a request (a script, a worker, a test); return its id."""
-        (task_id,) = await self.enqueue_chain([self.prepare(func, args, kwargs)], reserve=False)
+        (task_id,) = await self._store_jobs([self.prepare(func, args, kwargs)], reserve=False)
         return task_id
 
     async def enqueue_many(
@@ -276,7 +271,7 @@ class Afterward:
         ]
         if not tasks:
             return []
-        return await self._store_jobs([self._new_job(t) for t in tasks], reserve=False)
+        return await self._store_jobs(tasks, reserve=False)
 
     async def _store_jobs(self, jobs: list[NewJob], *, reserve: bool) -> list[str]:
         """One `Store.enqueue`; in in-app mode this process then runs what comes due."""
@@ -310,7 +305,7 @@ class Afterward:
         :raises ConfigurationError: the store cannot join a caller's transaction.
         """
         store = self._transactional()
-        job = self._new_job(self.prepare(func, args, kwargs))
+        job = self.prepare(func, args, kwargs)
         (task_id,) = await store.enqueue_in(transaction, [job], now=time.time())
         return task_id
 
@@ -320,7 +315,7 @@ class Afterward:
         """`enqueue_in` for synchronous code: a psycopg `Connection` or a SQLAlchemy
         `Session` / `Connection` (e.g. a sync endpoint's database session)."""
         store = self._transactional()
-        job = self._new_job(self.prepare(func, args, kwargs))
+        job = self.prepare(func, args, kwargs)
         (task_id,) = store.enqueue_in_sync(transaction, [job], now=time.time())
         return task_id
 
@@ -331,23 +326,6 @@ class Afterward:
                 f"this app's store is {self.store.url}"
             )
         return self.store
-
-    @staticmethod
-    def _new_job(
-        task: PendingTask, chain_id: str | None = None, prev_id: str | None = None
-    ) -> NewJob:
-        return NewJob(
-            id=task.id,
-            function=task.function,
-            payload=task.payload,
-            queue=task.queue,
-            priority=task.priority,
-            max_attempts=int(task.options["max_attempts"]),
-            options=task.options,
-            chain_id=chain_id,
-            prev_id=prev_id,
-            unique_key=task.unique_key,
-        )
 
     async def run_chain(self, ids: Sequence[str]) -> None:
         """Run a reserved chain now, in this process (after a response)."""

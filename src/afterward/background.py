@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from .app import Afterward, PendingTask
+from .app import Afterward
 from .errors import TaskRefused
+from .jobs import NewJob
 
 __all__ = ["RequestTasks", "TaskRef"]
 
@@ -31,7 +32,7 @@ class RequestTasks:
 
     def __init__(self, afterward: Afterward) -> None:
         self.afterward = afterward
-        self.pending: list[PendingTask] = []
+        self.pending: list[NewJob] = []
         self._closed = False
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> TaskRef:

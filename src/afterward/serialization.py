@@ -45,7 +45,7 @@ def encode_call(
                 k: v if type(v) in _JSON_SCALARS else _to_json(v) for k, v in kwargs.items()
             },
         }
-        text = _ENCODER.encode(body)
+        raw = _dump(body)
     except (pydantic_core.PydanticSerializationError, ValueError) as exc:
         raise ArgumentNotSerializable(
             f"cannot store the arguments of {func_name}: {exc}. Pass JSON-friendly values "
@@ -54,13 +54,26 @@ def encode_call(
             "A pydantic model holding binary bytes needs "
             'model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64").'
         ) from None
-    size = len(text) if text.isascii() else len(text.encode())
-    if size > max_bytes:
+    if len(raw) > max_bytes:
         raise PayloadTooLarge(
-            f"the arguments of {func_name} encode to {size} bytes, over the limit of "
+            f"the arguments of {func_name} encode to {len(raw)} bytes, over the limit of "
             f"{max_bytes}: store the data elsewhere (a file, a table) and pass its key."
         )
-    return text
+    return raw.decode()
+
+
+def _dump(body: dict[str, Any]) -> bytes:
+    """`body` (JSON values only) as compact UTF-8 JSON.
+
+    pydantic_core's writer takes a quarter of the time of the standard library's. It writes
+    a non-finite float as ``NaN`` or ``Infinity``, which JSON has not: a text holding either
+    word is written again by `json`, which refuses the float (`ValueError`) or, when the
+    word was inside a string, writes the same value.
+    """
+    raw = pydantic_core.to_json(body)
+    if b"NaN" in raw or b"Infinity" in raw:
+        return _ENCODER.encode(body).encode()
+    return raw
 
 
 def _to_json(value: Any) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from afterward import Afterward, JobState
-from afterward.app import PendingTask
+from afterward.jobs import NewJob
 
 from . import crash_app
 from .procs import kill, start_worker, stop
@@ -30,7 +30,7 @@ LINKS = 3
 async def _enqueue_chains(afterward: Afterward) -> int:
     total = 0
     for chain in range(CHAINS):
-        links: list[PendingTask] = [
+        links: list[NewJob] = [
             afterward.prepare(crash_app.step, (chain, i), {}) for i in range(LINKS)
         ]
         total += len(await afterward.enqueue_chain(links, reserve=False))

@@ -195,6 +195,56 @@ def test_unserializable_argument_is_refused_with_advice(value: Any) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((float("nan"),), {}),
+        ((), {"ratio": float("inf")}),
+        (([1.0, [2.0, -float("inf")]],), {}),
+        (({"scores": {"a": float("nan")}},), {}),
+        ((Point(x=1, y=float("inf")),), {}),
+    ],
+)
+def test_a_non_finite_float_is_refused_at_any_depth(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    # Given a NaN or an infinity, at the top or nested in lists, dicts or a dataclass
+    # When the call is encoded
+    # Then it is refused: JSON has no such number, and a worker could not decode it
+    with pytest.raises(ArgumentNotSerializable):
+        encode_call("app:f", args, kwargs)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "NaN",
+        "-Infinity and NaN",
+        {"NaN": "Infinity"},
+        ["é€\u2028", "tab\t", 'quote"'],
+        2**70,
+        {1: "int key"},
+        [1e16, 5e-324, -0.0, 0.1],
+    ],
+)
+def test_json_values_encode_as_the_standard_library_reads_them(value: Any) -> None:
+    # Given arguments that are JSON values, some holding the words NaN and Infinity
+    # When they are encoded
+    payload = encode_call("app:f", (value,), {"k": value})
+    # Then the text reads back as what the standard library would have written
+    expected = json.dumps({"args": [value], "kwargs": {"k": value}}, ensure_ascii=False)
+    assert json.loads(payload) == json.loads(expected)
+    assert round_trip(takes_anything, value, 1)[0][0] == json.loads(json.dumps(value))
+
+
+def test_a_lone_surrogate_is_refused() -> None:
+    # Given text that has no UTF-8 form (half of a surrogate pair)
+    # When it is encoded
+    # Then it is refused inside the request, not when a store writes it
+    with pytest.raises(ArgumentNotSerializable):
+        encode_call("app:f", ("\ud800",), {})
+
+
 def test_a_real_socket_is_refused() -> None:
     # Given an open socket passed as a keyword argument
     # When it is encoded
