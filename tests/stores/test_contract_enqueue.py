@@ -102,6 +102,28 @@ async def test_a_chain_runs_in_order(store: Store, clock: Clock) -> None:
     assert {j.state for j in listed} == {JobState.SUCCEEDED}
 
 
+async def test_a_chain_continued_by_a_later_call_runs_after_its_head(
+    store: Store, clock: Clock
+) -> None:
+    # Given a chain's head enqueued alone, then a batch of its next two tasks and two
+    # independent ones (the batch points back at a task stored before it)
+    head, second, third = new_chain(3)
+    await store.enqueue([head], now=clock())
+    others = [new_job(), new_job()]
+    await store.enqueue([second, third, *others], now=clock())
+    # Then the head links forward to the later batch, whose chain waits behind it
+    assert (await store.get(head.id)).next_id == second.id
+    assert (await store.get(second.id)).state is JobState.WAITING
+    # And a worker that takes everything due runs the head before the rest of its chain
+    ran = []
+    while jobs := await store.acquire("w1", now=clock(), lease=LEASE, limit=10):
+        for job in jobs:
+            ran.append(job.id)
+            assert await store.complete(job.id, "w1", job.attempts, now=clock())
+    assert ran.index(head.id) < ran.index(second.id) < ran.index(third.id)
+    assert sorted(ran) == sorted(j.id for j in (head, second, third, *others))
+
+
 async def test_unique_key_returns_the_unfinished_task(store: Store, clock: Clock) -> None:
     # Given a queued task holding a unique key
     first = await enqueue_one(store, clock, unique_key="report:42")

@@ -23,6 +23,7 @@ from afterward.jobs import JobState
 from afterward.stores import Store, store_from_url
 from afterward.stores._pg_support import QUERIES, Target
 from afterward.stores._sql import load_migrations, load_schema
+from afterward.stores.base import TransactionalStore
 
 from ._helpers import Clock, acquire_one, failure, new_chain, new_job
 
@@ -493,6 +494,28 @@ async def test_the_listener_reconnects_after_its_connection_dies(
         await _wakes_on(pg, lambda: producer.enqueue([new_job()], now=clock()))
     finally:
         await producer.close()
+
+
+async def test_a_batch_in_the_callers_transaction_is_stored_and_wakes_at_its_commit(
+    pg: Store, pg_url: str, clock: Clock
+) -> None:
+    # Given an idle worker, and a chain of three plus fifty independent tasks enqueued in
+    # a transaction of the caller's own connection (a batch the store streams by COPY)
+    assert isinstance(pg, TransactionalStore)
+    await _settle(pg, clock, _schema(pg_url))
+    batch = [*new_chain(3), *(new_job() for _ in range(50))]
+    async with await psycopg.AsyncConnection.connect(POSTGRES_URL) as conn:
+        ids = await pg.enqueue_in(conn, batch, now=clock())
+        # When the caller rolls back, Then nothing is stored
+        await conn.rollback()
+        assert await pg.counts() == {}
+        # When the caller enqueues it again and commits, Then the idle worker wakes
+        assert await pg.enqueue_in(conn, batch, now=clock()) == ids
+        await _wakes_on(pg, conn.commit)
+    # And every task is stored, the chain linked in order behind its queued head
+    assert await pg.counts() == {("default", JobState.QUEUED): 51, ("default", JobState.WAITING): 2}
+    head, second, third = [await pg.get(i) for i in ids[:3]]
+    assert (head.next_id, second.prev_id, second.next_id) == (second.id, head.id, third.id)
 
 
 @pytest.mark.parametrize(("relaxed", "level"), [(True, "off"), (False, "on")])

@@ -136,6 +136,15 @@ WITH inserted AS (
 )
 SELECT id, (SELECT count(*) FROM woken) AS woken FROM inserted;
 
+-- name: copy_jobs
+-- insert_jobs for a batch without unique keys whose chains lie inside it: rows streamed by
+-- COPY (text format), stored in about half the time of an INSERT from unnested arrays. The
+-- caller wakes workers (notify) when the tasks are not reserved.
+COPY afterward_jobs (
+    id, function, payload, queue, state, priority, run_at, max_attempts, options,
+    chain_id, prev_id, next_id, lease_owner, lease_expires_at, created_at
+) FROM STDIN;
+
 -- name: find_unfinished_by_unique_keys
 -- The unfinished tasks holding some unique keys.
 SELECT id, unique_key FROM afterward_jobs
