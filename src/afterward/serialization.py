@@ -117,6 +117,14 @@ def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict
     if not isinstance(raw_kwargs, dict):
         raise ValueError("payload 'kwargs' is not an object")
     signature, adapters = _call_spec(func)
+    if not raw_kwargs:
+        fewest, most = _positional_counts(func)
+        if fewest <= len(raw_args) <= most < sys.maxsize:  # no *args: matched by position
+            names = _positional_names(func)
+            return [
+                value if (adapter := adapters.get(name)) is None else adapter.validate(value)
+                for name, value in zip(names, raw_args, strict=False)
+            ], {}
     try:
         bound = signature.bind(*raw_args, **raw_kwargs)
     except TypeError as exc:
@@ -183,6 +191,13 @@ def _positional_counts(func: Callable[..., Any]) -> tuple[int, int]:
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return fewest, sys.maxsize
     return fewest, len(positional)
+
+
+@lru_cache(maxsize=1024)
+def _positional_names(func: Callable[..., Any]) -> tuple[str, ...]:
+    """The names of `func`'s parameters that take positional arguments, in order."""
+    params = _call_spec(func)[0].parameters.values()
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _adapters(func: Callable[..., Any]) -> dict[str, _Adapter]:

@@ -341,3 +341,22 @@ def test_checking_positional_calls_agrees_with_signature_bind(func: Any, count: 
     else:
         with pytest.raises(TaskRefused):
             check_arguments(func, "f", args, {})
+
+
+@pytest.mark.parametrize("func", [_plain, _defaults, _star, _keyword_only, _keyword_default])
+@pytest.mark.parametrize("count", range(5))
+def test_decoding_positional_calls_agrees_with_signature_bind(func: Any, count: int) -> None:
+    # Given a stored call with `count` positional arguments and no keywords
+    args = list(range(count))
+    payload = json.dumps({"args": args, "kwargs": {}})
+    try:
+        inspect.signature(func).bind(*args)
+        fits = True
+    except TypeError:
+        fits = False
+    # Then decoding it gives the arguments back exactly when Python would accept them
+    if fits:
+        assert decode_call(func, payload) == (args, {})
+    else:
+        with pytest.raises(ValueError, match="arguments do not fit"):
+            decode_call(func, payload)
