@@ -325,16 +325,21 @@ def _keyword_default(a, *, b=1):
     pass
 
 
+def _binds(func: Any, args: Any) -> bool:
+    """Whether Python accepts `func(*args)`."""
+    try:
+        inspect.signature(func).bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize("func", [_plain, _defaults, _star, _keyword_only, _keyword_default])
 @pytest.mark.parametrize("count", range(5))
 def test_checking_positional_calls_agrees_with_signature_bind(func: Any, count: int) -> None:
     # Given a call with `count` positional arguments and no keywords
     args = tuple(range(count))
-    try:
-        inspect.signature(func).bind(*args)
-        fits = True
-    except TypeError:
-        fits = False
+    fits = _binds(func, args)
     # Then check_arguments accepts it exactly when Python would
     if fits:
         check_arguments(func, "f", args, {})
@@ -349,11 +354,7 @@ def test_decoding_positional_calls_agrees_with_signature_bind(func: Any, count: 
     # Given a stored call with `count` positional arguments and no keywords
     args = list(range(count))
     payload = json.dumps({"args": args, "kwargs": {}})
-    try:
-        inspect.signature(func).bind(*args)
-        fits = True
-    except TypeError:
-        fits = False
+    fits = _binds(func, args)
     # Then decoding it gives the arguments back exactly when Python would accept them
     if fits:
         assert decode_call(func, payload) == (args, {})
