@@ -264,9 +264,10 @@ class Afterward:
         """
         template = self._template(func)  # once: the same for every call
         tasks = [
-            self._call_of(template, func, (), dict(c))
-            if isinstance(c, Mapping)
-            else self._call_of(template, func, tuple(c), {})
+            # A tuple or list is tested first: an ABC's isinstance costs 0.3 µs a call.
+            self._call_of(template, func, tuple(c), {})
+            if isinstance(c, tuple | list) or not isinstance(c, Mapping)
+            else self._call_of(template, func, (), dict(c))
             for c in calls
         ]
         if not tasks:
