@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from ..jobs import Attempt, Job, JobState, NewJob
@@ -46,7 +47,6 @@ def new_job_row(job: NewJob, now: float, options: str) -> dict[str, Any]:
 
 def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job:
     """A `Job` from a row of the jobs table."""
-    options = row["options"]
     return Job(
         id=row["id"],
         function=row["function"],
@@ -57,7 +57,7 @@ def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job
         run_at=float(row["run_at"]),
         attempts=row["attempts"],
         max_attempts=row["max_attempts"],
-        options=json.loads(options) if isinstance(options, str) else dict(options or {}),
+        options=_options(row["options"]),
         chain_id=row["chain_id"],
         prev_id=row["prev_id"],
         next_id=row["next_id"],
@@ -82,6 +82,22 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
         error=row["error"],
         traceback=row["traceback"],
     )
+
+
+def _options(stored: Any) -> Any:
+    """A row's options: JSON text (each distinct text parsed once, then copied, so that no
+    two jobs share a dict) or what the driver decoded."""
+    if isinstance(stored, str):
+        parsed = _parsed_options(stored)
+        return dict(parsed) if isinstance(parsed, dict) else parsed
+    return dict(stored or {})
+
+
+@lru_cache(maxsize=256)
+def _parsed_options(text: str) -> Any:
+    """The tasks of one function share their options, so a batch's rows repeat one text:
+    parsing it once saves a `json.loads` per task taken."""
+    return json.loads(text)
 
 
 def _time(value: Any) -> float | None:

@@ -153,6 +153,8 @@ WHERE unique_key = ANY(%(keys)s::text[])
 
 -- name: acquire_due
 -- Take up to %(limit)s due tasks, highest priority and oldest first, and open their attempts.
+-- Options come back as text: the tasks of a batch share them, and Python parses each
+-- distinct text once (`_rows.job_from_row`).
 -- SKIP LOCKED: concurrent workers pass over rows another worker is taking.
 -- %(relaxed)s: commit without waiting for the WAL flush (the statement is its own
 -- transaction). A take lost in a server crash is undone and the task is due again; the
@@ -171,7 +173,7 @@ WITH picked AS (
         lease_owner = %(worker)s, lease_expires_at = %(expires)s
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
-        j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
+        j.max_attempts, j.options::text, j.chain_id, j.prev_id, j.next_id, j.unique_key,
         j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
@@ -198,7 +200,7 @@ WITH picked AS (
         lease_owner = %(worker)s, lease_expires_at = %(expires)s
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
-        j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
+        j.max_attempts, j.options::text, j.chain_id, j.prev_id, j.next_id, j.unique_key,
         j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
