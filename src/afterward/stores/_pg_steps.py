@@ -55,7 +55,8 @@ async def insert_jobs(
 ) -> tuple[list[str], bool]:
     """Insert `jobs`; a job whose unique key an unfinished task holds gets that task's id.
 
-    The insert skips such jobs (``ON CONFLICT DO NOTHING``, which waits for a concurrent
+    A batch that `_copyable` allows is streamed by ``COPY`` (`copy_jobs`). Otherwise the
+    insert skips such jobs (``ON CONFLICT DO NOTHING``, which waits for a concurrent
     insert of the key to commit or roll back); their holders are then looked up. A holder
     may finish in between: those jobs are inserted again. Returns the ids, and whether
     workers were woken.
