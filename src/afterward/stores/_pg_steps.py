@@ -110,7 +110,7 @@ async def copy_jobs(
     are reserved (at once in autocommit, else at the commit). Returns whether it woke them."""
     owner = extra["lease_owner"]
     lease = (owner, extra["lease_expires_at"])
-    next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
+    next_of = _next_ids(jobs)
     cur = conn.cursor()
     async with cur.copy(QUERIES["copy_jobs"]) as copy:
         for job, text in zip(jobs, options_texts(jobs), strict=True):
@@ -126,7 +126,7 @@ async def copy_jobs(
 
 def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
     """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
-    next_of = {job.prev_id: job.id for job in jobs if job.prev_id is not None}
+    next_of = _next_ids(jobs)
     rows = [new_job_row(j, now, text) for j, text in zip(jobs, options_texts(jobs), strict=True)]
     lists = {
         param: [r[column] for r in rows]
@@ -146,6 +146,12 @@ def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
         )
     }
     return {**lists, "next_ids": [next_of.get(job.id) for job in jobs]}
+
+
+def _next_ids(jobs: Sequence[NewJob]) -> dict[str | None, str]:
+    """Each task's id keyed by the id of the task before it in the batch's chains: the
+    ``next_id`` a batch stores with its rows (a later row cannot update an earlier one)."""
+    return {job.prev_id: job.id for job in jobs if job.prev_id is not None}
 
 
 def fail_params(
