@@ -70,7 +70,15 @@ SYSTEMS = (
 
 FULL = {"enqueue_one": 2000, "enqueue_bulk": 20_000, "throughput": 20_000, "latency": 200}
 QUICK = {"enqueue_one": 300, "enqueue_bulk": 2000, "throughput": 2000, "latency": 50}
-WORKLOADS = ("enqueue_one", "enqueue_bulk", "throughput_1", "throughput_2", "latency", "web")
+WORKLOADS = (
+    "enqueue_one",
+    "enqueue_bulk",
+    "throughput_1",
+    "throughput_2",
+    "latency",
+    "web",
+    "floors",
+)
 WEB_VARIANTS = ("none", "fastapi", "sqlite", "postgres", "redis")
 """afterward's endpoint variants; the peers that enqueue in the endpoint come after them."""
 
@@ -220,12 +228,31 @@ def web_round(
         except (SystemExit, subprocess.CalledProcessError) as exc:
             failures[f"web/{variant}"] = str(exc)[:200]
             continue
-        figures = {"rps": r.requests_per_s, "p50_ms": r.p50_ms, "p99_ms": r.p99_ms}
+        figures = {
+            "rps": r.requests_per_s,
+            "p50_ms": r.p50_ms,
+            "p99_ms": r.p99_ms,
+            "cpu_ms_per_request": r.cpu_ms_per_request,
+            "cores_busy": r.cores_busy,
+        }
         if r.tasks is not None:
             figures["tasks_done_share"] = r.tasks[0] / max(1, r.tasks[1])
         runs.append(Run("web", variant, "web", n, figures))
         print(f"round {n} web/{variant}: {r.requests_per_s:,.0f} req/s, p99 {r.p99_ms:.1f} ms")
     return runs
+
+
+def floors_round(n: int, sizes: dict[str, int], stores: Stores) -> Run:
+    """The stores' own floors (`bench.floors`), as many operations as `enqueue_one`."""
+    from . import floors
+
+    try:
+        url = stores.url("floors", "postgres")
+        figures = floors.measure(stores.tmp, url, REDIS, sizes["enqueue_one"])
+    finally:
+        stores.drop()
+    print(f"round {n} floors: " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()))
+    return Run("floors", "machine", "floors", n, figures)
 
 
 def main() -> None:
@@ -250,6 +277,9 @@ def main() -> None:
                 if workload == "web":
                     runs += web_round(n, Path(tmp), 5.0 if args.quick else 10.0, failures, systems)
                     continue
+                if workload == "floors":
+                    runs.append(floors_round(n, sizes, stores))
+                    continue
                 for system in systems:
                     for store in system.stores:
                         outcome = run_one(system, store, workload, sizes, stores)
@@ -264,6 +294,7 @@ def main() -> None:
     meta = {
         "date": started,
         "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores)",
+        "cores": os.cpu_count() or 1,
         "python": platform.python_version(),
         "command": "python -m bench.compare " + " ".join(sys.argv[1:]),
         "sizes": sizes,

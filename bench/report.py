@@ -151,13 +151,84 @@ def targets(data: dict[str, Any]) -> list[str]:
     return rows
 
 
+FLOORS = {
+    "sqlite": (
+        ("sqlite_commit_wal_us", "sqlite_commit_delete_us"),
+        "one-row commit, `synchronous=FULL` (the faster of WAL and the rollback journal)",
+    ),
+    "postgres": (("postgres_commit_us",), "one-row autocommitted insert through psycopg (async)"),
+    "redis": (("redis_round_trip_us",), "one `PING` through redis-py's asyncio client"),
+}
+"""Per store: the figures of `bench.floors` whose smallest is the floor, and what it is."""
+
+
+def floors(data: dict[str, Any]) -> list[str]:
+    """The targets that a measured floor puts out of reach (or not), in this run."""
+    rate = _values(data, "rate")
+    measured = {
+        name: [r["figures"][name] for r in data["runs"] if name in r["figures"]]
+        for names, _ in FLOORS.values()
+        for name in names
+    }
+    cores = data["meta"].get("cores", 2)
+    busy = _values(data, "cores_busy")
+    lines = [
+        "| target | it needs | floor measured in this run | within reach? |",
+        "|---|---|---|---|",
+    ]
+    for store, title in STORE_NAMES.items():
+        names, what = FLOORS[store]
+        peer = _fastest_peer(rate, store, "enqueue_one")
+        if peer and all(measured.get(n) for n in names):
+            budget = 1e6 / (2 * peer[1])
+            floor = min(statistics.median(measured[n]) for n in names)
+            verdict = (
+                f"no: the floor alone is {floor / budget:.1f}x the budget"
+                if floor > budget
+                else f"yes: {budget - floor:,.0f} µs left for the queue's own work"
+            )
+            lines.append(
+                f"| enqueue one at a time, {title}: ≥ 2x {peer[0]} ({peer[1]:,.0f}/s) "
+                f"| ≤ {budget:,.0f} µs an enqueue | {what}: {floor:,.0f} µs | {verdict} |"
+            )
+        one = _median(busy, ("afterward", store, "throughput_1"))
+        if one:
+            ceiling = cores / one
+            verdict = (
+                f"no: at most {ceiling:.2f}x" if ceiling < 1.8 else f"by CPU: up to {ceiling:.2f}x"
+            )
+            lines.append(
+                f"| 2 worker processes ≥ 1.8x one, {title} | 1.8x the CPU of one run "
+                f"| one process's run kept {one:.2f} of {cores} cores busy (servers, worker, "
+                f"driver) | {verdict} |"
+            )
+    blocking = measured.get("redis_blocking_round_trip_us")
+    if len(lines) == 2:
+        return []
+    notes = [
+        "",
+        "A one-at-a-time enqueue cannot be cheaper than its store's durable write or one "
+        "round trip (`bench/floors.py`); two processes cannot do more than the cores left "
+        "idle by one allow (the busy share is read from /proc/stat from the first task to "
+        "the last).",
+    ]
+    if blocking:
+        notes[-1] += (
+            f" For comparison, one `PING` through redis-py's blocking client took "
+            f"{statistics.median(blocking):,.0f} µs; it would stall the event loop."
+        )
+    return [*lines, *notes]
+
+
 def web_table(data: dict[str, Any]) -> list[str]:
     """The lesson's endpoint under uvicorn + wrk, 32 connections."""
     rps, p50, p99 = _values(data, "rps"), _values(data, "p50_ms"), _values(data, "p99_ms")
     done = _values(data, "tasks_done_share")
+    cpu, busy = _values(data, "cpu_ms_per_request"), _values(data, "cores_busy")
     lines = [
-        "| variant | req/s | p50 ms | p99 ms | tasks run 1 s after the round (lowest round) |",
-        "|---|---|---|---|---|",
+        "| variant | req/s | p50 ms | p99 ms | server CPU ms per request | cores busy "
+        "| tasks run 1 s after the round (lowest round) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant, label in WEB_LABELS.items():
         key = ("web", variant, "web")
@@ -165,7 +236,8 @@ def web_table(data: dict[str, Any]) -> list[str]:
             share = f"{min(done[key]):.0%}" if key in done else "-"
             lines.append(
                 f"| {label} | {_cell(rps[key])} | {_cell(p50.get(key), 1)} "
-                f"| {_cell(p99.get(key), 1)} | {share} |"
+                f"| {_cell(p99.get(key), 1)} | {_cell(cpu.get(key), 3)} "
+                f"| {_cell(busy.get(key), 2)} | {share} |"
             )
     return lines
 
@@ -190,6 +262,10 @@ def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None
         "## Targets",
         "",
         *targets(data),
+        "",
+        "## Floors: targets the machine itself rules out",
+        "",
+        *floors(data),
         "",
         *_analysis(),
         "## Results by store",

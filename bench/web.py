@@ -40,6 +40,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from .peers.machine import cores_busy, cpu_ticks
 from .stores import drop, fresh_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +77,10 @@ class Round:
     p50_ms: float
     p99_ms: float
     non_2xx: int
+    cpu_ms_per_request: float
+    """CPU time of the uvicorn process (all its threads) per response of the timed run."""
+    cores_busy: float
+    """The whole machine's busy cores during the timed run (of `os.cpu_count()`)."""
     tasks: tuple[int, int] | None
     """afterward: (succeeded, stored) a second after the round; all stored must succeed.
     A peer with its worker: (tasks its worker ran, 2 x responses)."""
@@ -165,14 +170,24 @@ def _serve(
     return proc, port
 
 
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(
-    port: int, tmp: Path, seconds: float, connections: int
+    port: int, tmp: Path, seconds: float, connections: int, pid: int
 ) -> tuple[dict[str, float], int]:
-    """wrk's figures for the timed run, and all responses including the warm-up's."""
+    """wrk's figures for the timed run, with the server's CPU per request and the
+    machine's busy cores; and all responses including the warm-up's."""
     script = tmp / "post.lua"
     script.write_text('wrk.method = "POST"\n')
     warm = run_wrk(port, 1.0, connections, script)  # imports, store schema, caches
+    cpu, ticks = _process_cpu_s(pid), cpu_ticks()
     measured = run_wrk(port, seconds, connections, script)
+    measured["cores"] = cores_busy(ticks)
+    measured["cpu_ms"] = (_process_cpu_s(pid) - cpu) * 1000 / max(1.0, measured["total"])
     return measured, int(warm["total"] + measured["total"])
 
 
@@ -190,7 +205,7 @@ def one_round(
     try:
         proc, port = _serve([sys.executable, "-m", "uvicorn", target], env, tmp)
         try:
-            measured, _ = _measure(port, tmp, seconds, connections)
+            measured, _ = _measure(port, tmp, seconds, connections, proc.pid)
             tasks = None
             if url:
                 time.sleep(1.0)  # the last requests' tasks run right after their responses
@@ -211,6 +226,8 @@ def _round(variant: str, measured: dict[str, float], tasks: tuple[int, int] | No
         p50_ms=measured["p50"],
         p99_ms=measured["p99"],
         non_2xx=int(measured["bad"]),
+        cpu_ms_per_request=measured["cpu_ms"],
+        cores_busy=measured["cores"],
         tasks=tasks,
     )
 
@@ -266,7 +283,7 @@ def _peer_round(name: str, tmp: Path, seconds: float, connections: int, with_wor
             ]
         proc, port = _serve([python, "-m", "uvicorn", "web_app:app"], env, PEER_DIR)
         try:
-            measured, responses = _measure(port, tmp, seconds, connections)
+            measured, responses = _measure(port, tmp, seconds, connections, proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -293,8 +310,9 @@ def count_lines(path: Path) -> int:
 
 def table(rounds: list[Round], variants: list[str]) -> str:
     lines = [
-        "| variant | req/s (median, min-max) | p50 ms | p99 ms | req/s vs FastAPI's | non-2xx |",
-        "|---|---|---|---|---|---|",
+        "| variant | req/s (median, min-max) | p50 ms | p99 ms | req/s vs FastAPI's "
+        "| server CPU ms per request | cores busy | non-2xx |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     medians: dict[str, float] = {}
     for v in variants:
@@ -307,7 +325,8 @@ def table(rounds: list[Round], variants: list[str]) -> str:
         ratio = f"{medians[v] / medians['fastapi']:.2f}x" if "fastapi" in medians else "-"
         lines.append(
             f"| {LABELS[v]} | {medians[v]:,.0f} ({min(rps):,.0f}-{max(rps):,.0f}) | "
-            f"{mid.p50_ms:.1f} | {mid.p99_ms:.1f} | {ratio} | {sum(r.non_2xx for r in mine)} |"
+            f"{mid.p50_ms:.1f} | {mid.p99_ms:.1f} | {ratio} | {mid.cpu_ms_per_request:.3f} "
+            f"| {mid.cores_busy:.2f} | {sum(r.non_2xx for r in mine)} |"
         )
     return "\n".join(lines)
 

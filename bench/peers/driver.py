@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ledger  # noqa: E402
+from machine import cores_busy, cpu_ticks  # noqa: E402
 
 BULK = 500
 WARM_UP = 50
@@ -47,21 +48,25 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _wait_for(
     path: Path, n: int, timeout: float, workers: Workers, *, partial: bool = False
-) -> None:
+) -> tuple[int, int]:
     """Wait until `n` runs are recorded; with `partial`, at most `timeout` seconds after
-    the first one (slow peers are timed on what they ran by then)."""
+    the first one (slow peers are timed on what they ran by then). Returns the machine's
+    `cpu_ticks` when the first run was seen."""
     deadline = time.monotonic() + timeout
-    first = False
+    first: tuple[int, int] | None = None
     while ledger.count(path) < n:
         if (code := workers.poll()) is not None:
             raise SystemExit(f"a worker exited with {code}")
-        if partial and not first and ledger.count(path) > 0:
-            first, deadline = True, time.monotonic() + timeout
+        if first is None and ledger.count(path) > 0:
+            first = cpu_ticks()
+            if partial:
+                deadline = time.monotonic() + timeout
         if time.monotonic() > deadline:
             if partial and ledger.count(path) > 1:
-                return
+                return first or cpu_ticks()
             raise SystemExit(f"only {ledger.count(path)} of {n} tasks ran in {timeout:.0f} s")
         time.sleep(0.0002 if n - ledger.count(path) < 2 else 0.05)
+    return first or cpu_ticks()
 
 
 class Workers:
@@ -125,11 +130,13 @@ async def run(
                 await client.enqueue_many([time.time()] * min(BULK, n - at))
             worker = Workers(peer, url, processes)
             try:
-                _wait_for(path, n, budget, worker, partial=True)
+                first = _wait_for(path, n, budget, worker, partial=True)
+                cores = cores_busy(first)  # the servers', the workers' and this poller's
             finally:
                 worker.stop()
             done = sorted(t for t, _ in ledger.lines(path))
-            return {"rate": (len(done) - 1) / (done[-1] - done[0]), "ran": len(done)}
+            rate = (len(done) - 1) / (done[-1] - done[0])
+            return {"rate": rate, "ran": len(done), "cores_busy": cores}
         if workload == "latency":
             worker = Workers(peer, url, 1)
             try:

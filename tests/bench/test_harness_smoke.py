@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
         "--out",
         str(out),
         *("--workload", "enqueue_one", "--workload", "enqueue_bulk"),
-        *("--workload", "throughput_1", "--workload", "latency"),
+        *("--workload", "throughput_1", "--workload", "latency", "--workload", "floors"),
     ]
     # When it runs
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -41,12 +42,27 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
     data = json.loads(out.with_suffix(".json").read_text())
     ran = {(r["store"], r["workload"]) for r in data["runs"]}
     workloads = {"enqueue_one", "enqueue_bulk", "throughput_1", "latency"}
-    assert ran == {(s, w) for s in ("sqlite", "postgres", "redis") for w in workloads}
+    stores = ("sqlite", "postgres", "redis")
+    assert ran == {(s, w) for s in stores for w in workloads} | {("machine", "floors")}
     assert data["meta"]["failures"] == {}
     report = out.read_text()
     assert "## Targets" in report and "### PostgreSQL" in report
     throughput = [r for r in data["runs"] if r["workload"] == "throughput_1"]
     assert all(r["figures"]["ran"] == 2000 and r["figures"]["rate"] > 0 for r in throughput)
+    # And the floors were measured, and the CPU the one-process runs kept busy is weighed
+    (floors,) = [r["figures"] for r in data["runs"] if r["workload"] == "floors"]
+    assert set(floors) == {
+        "sqlite_commit_wal_us",
+        "sqlite_commit_delete_us",
+        "postgres_commit_us",
+        "postgres_round_trip_us",
+        "redis_round_trip_us",
+        "redis_blocking_round_trip_us",
+    }
+    assert all(value > 0 for value in floors.values())
+    cores = os.cpu_count() or 1
+    assert all(0 < r["figures"]["cores_busy"] <= cores for r in throughput)
+    assert report.count("| 2 worker processes ≥ 1.8x one") == 3
 
 
 def test_the_memory_benchmark_samples_the_worker_until_every_task_ran(tmp_path: Path) -> None:
