@@ -160,64 +160,113 @@ FLOORS = {
     "redis": (("redis_round_trip_us",), "one `PING` through redis-py's asyncio client"),
 }
 """Per store: the figures of `bench.floors` whose smallest is the floor, and what it is."""
+FLOOR_KEY: Key = ("floors", "machine", "floors")
+
+
+def _enqueue_floor_rows(data: dict[str, Any], store: str, title: str) -> list[str]:
+    names, what = FLOORS[store]
+    measured = [_median(_values(data, n), FLOOR_KEY) for n in names]
+    peer = _fastest_peer(_values(data, "rate"), store, "enqueue_one")
+    if not peer or not all(measured):
+        return []
+    budget = 1e6 / (2 * peer[1])
+    floor = min(m for m in measured if m)
+    verdict = (
+        f"no: the floor alone is {floor / budget:.1f}x the budget"
+        if floor > budget
+        else f"yes: {budget - floor:,.0f} µs left for the queue's own work"
+    )
+    return [
+        f"| enqueue one at a time, {title}: ≥ 2x {peer[0]} ({peer[1]:,.0f}/s) "
+        f"| ≤ {budget:,.0f} µs an enqueue | {what}: {floor:,.0f} µs | {verdict} |"
+    ]
+
+
+def _two_process_rows(data: dict[str, Any], store: str, title: str) -> list[str]:
+    one = _median(_values(data, "cores_busy"), ("afterward", store, "throughput_1"))
+    if not one:
+        return []
+    cores = data["meta"].get("cores", 2)
+    ceiling = cores / one
+    verdict = f"no: at most {ceiling:.2f}x" if ceiling < 1.8 else f"by CPU: up to {ceiling:.2f}x"
+    return [
+        f"| 2 worker processes ≥ 1.8x one, {title} | 1.8x the CPU of one run "
+        f"| one process's run kept {one:.2f} of {cores} cores busy (servers, worker, "
+        f"driver) | {verdict} |"
+    ]
+
+
+def _endpoint_rows(data: dict[str, Any]) -> list[str]:
+    rps, cpu = _values(data, "rps"), _values(data, "cpu_ms_per_request")
+    bare = _median(rps, ("web", "none", "web"))
+    peers = [(v, _median(rps, ("web", v, "web"))) for v in PEER_ENDPOINTS]
+    fastest = max(((v, r) for v, r in peers if r), key=lambda p: p[1], default=None)
+    rows = []
+    if bare and fastest:
+        need = 2 * fastest[1]
+        verdict = f"no: {bare / need:.2f}x of it" if bare < need else "yes"
+        rows.append(
+            f"| the lesson's /tasks on SQLite: ≥ 2x {fastest[0]} ({fastest[1]:,.0f} req/s) "
+            f"| {need:,.0f} req/s | the same endpoint with no tasks at all: {bare:,.0f} req/s "
+            f"| {verdict} |"
+        )
+    fastapi = _median(cpu, ("web", "fastapi", "web"))
+    bare_cpu = _median(cpu, ("web", "none", "web"))
+    if fastapi and bare_cpu:
+        durable = _median(_values(data, "sqlite_request_cpu_us"), FLOOR_KEY)
+        if durable is None:
+            floor, verdict = "not measured in this run (`python -m bench.floors`)", "-"
+        else:
+            total = bare_cpu + durable / 1000
+            floor = (
+                f"{bare_cpu:.3f} ms the endpoint + {durable / 1000:.3f} ms SQLite's own CPU for "
+                f"the two tasks' three `synchronous=FULL` transactions = {total:.3f} ms"
+            )
+            verdict = (
+                f"no: the floor alone is {total / fastapi:.2f}x the budget"
+                if total > fastapi
+                else f"yes: {(fastapi - total) * 1000:,.0f} µs left for the queue's own work"
+            )
+        rows.append(
+            "| the lesson's /tasks on SQLite: req/s ≥ FastAPI BackgroundTasks' "
+            f"| ≤ {fastapi:.3f} ms server CPU a request (FastAPI's; uvicorn is one process, "
+            f"held to one core by the GIL) | {floor} | {verdict} |"
+        )
+    return rows
 
 
 def floors(data: dict[str, Any]) -> list[str]:
     """The targets that a measured floor puts out of reach (or not), in this run."""
-    rate = _values(data, "rate")
-    measured = {
-        name: [r["figures"][name] for r in data["runs"] if name in r["figures"]]
-        for names, _ in FLOORS.values()
-        for name in names
-    }
-    cores = data["meta"].get("cores", 2)
-    busy = _values(data, "cores_busy")
-    lines = [
-        "| target | it needs | floor measured in this run | within reach? |",
-        "|---|---|---|---|",
-    ]
-    for store, title in STORE_NAMES.items():
-        names, what = FLOORS[store]
-        peer = _fastest_peer(rate, store, "enqueue_one")
-        if peer and all(measured.get(n) for n in names):
-            budget = 1e6 / (2 * peer[1])
-            floor = min(statistics.median(measured[n]) for n in names)
-            verdict = (
-                f"no: the floor alone is {floor / budget:.1f}x the budget"
-                if floor > budget
-                else f"yes: {budget - floor:,.0f} µs left for the queue's own work"
-            )
-            lines.append(
-                f"| enqueue one at a time, {title}: ≥ 2x {peer[0]} ({peer[1]:,.0f}/s) "
-                f"| ≤ {budget:,.0f} µs an enqueue | {what}: {floor:,.0f} µs | {verdict} |"
-            )
-        one = _median(busy, ("afterward", store, "throughput_1"))
-        if one:
-            ceiling = cores / one
-            verdict = (
-                f"no: at most {ceiling:.2f}x" if ceiling < 1.8 else f"by CPU: up to {ceiling:.2f}x"
-            )
-            lines.append(
-                f"| 2 worker processes ≥ 1.8x one, {title} | 1.8x the CPU of one run "
-                f"| one process's run kept {one:.2f} of {cores} cores busy (servers, worker, "
-                f"driver) | {verdict} |"
-            )
-    blocking = measured.get("redis_blocking_round_trip_us")
-    if len(lines) == 2:
+    rows = [
+        row
+        for store, title in STORE_NAMES.items()
+        for row in (
+            *_enqueue_floor_rows(data, store, title),
+            *_two_process_rows(data, store, title),
+        )
+    ] + _endpoint_rows(data)
+    if not rows:
         return []
     notes = [
         "",
         "A one-at-a-time enqueue cannot be cheaper than its store's durable write or one "
         "round trip (`bench/floors.py`); two processes cannot do more than the cores left "
         "idle by one allow (the busy share is read from /proc/stat from the first task to "
-        "the last).",
+        "the last); a web process held to one core serves no more requests a second than "
+        "one core over its CPU per request.",
     ]
+    blocking = _median(_values(data, "redis_blocking_round_trip_us"), FLOOR_KEY)
     if blocking:
         notes[-1] += (
             f" For comparison, one `PING` through redis-py's blocking client took "
-            f"{statistics.median(blocking):,.0f} µs; it would stall the event loop."
+            f"{blocking:,.0f} µs; it would stall the event loop."
         )
-    return [*lines, *notes]
+    return [
+        "| target | it needs | floor measured in this run | within reach? |",
+        "|---|---|---|---|",
+        *rows,
+        *notes,
+    ]
 
 
 def web_table(data: dict[str, Any]) -> list[str]:

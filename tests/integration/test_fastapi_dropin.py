@@ -180,7 +180,6 @@ def test_workers_mode_refuses_functions_of_a_main_script(workdir: Path) -> None:
         del sys.modules["__main__"].scripted  # type: ignore[attr-defined]
 
 
-
 def test_arguments_that_do_not_fit_the_function_are_refused_inside_the_request(
     make_client: MakeClient,
 ) -> None:
