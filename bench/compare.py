@@ -242,17 +242,24 @@ def web_round(
     return runs
 
 
-def floors_round(n: int, sizes: dict[str, int], stores: Stores) -> Run:
-    """The stores' own floors (`bench.floors`), as many operations as `enqueue_one`."""
+def floors_round(
+    n: int, sizes: dict[str, int], stores: Stores, failures: dict[str, str]
+) -> list[Run]:
+    """The stores' own floors (`bench.floors`), as many operations as `enqueue_one`; a
+    failure is recorded in `failures` like any other run's, never ends the run."""
     from . import floors
 
     try:
         url = stores.url("floors", "postgres")
         figures = floors.measure(stores.tmp, url, REDIS, sizes["enqueue_one"])
+    except Exception as exc:  # a server gone mid-run must not lose the hour measured so far
+        failures[f"floors/{n}"] = f"{type(exc).__name__}: {exc}"
+        print(f"round {n} floors: FAILED {failures[f'floors/{n}']}", flush=True)
+        return []
     finally:
         stores.drop()
     print(f"round {n} floors: " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()))
-    return Run("floors", "machine", "floors", n, figures)
+    return [Run("floors", "machine", "floors", n, figures)]
 
 
 def main() -> None:
@@ -278,7 +285,7 @@ def main() -> None:
                     runs += web_round(n, Path(tmp), 5.0 if args.quick else 10.0, failures, systems)
                     continue
                 if workload == "floors":
-                    runs.append(floors_round(n, sizes, stores))
+                    runs += floors_round(n, sizes, stores, failures)
                     continue
                 for system in systems:
                     for store in system.stores:

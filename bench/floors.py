@@ -10,13 +10,8 @@ each target needs: a target whose budget per enqueue is below the floor cannot b
 any code on top of that store and client.
 
 - SQLite: one ``INSERT`` and ``COMMIT`` with ``synchronous=FULL`` (the durability the
-  README promises), in WAL mode (afterward's) and with the rollback journal (SQLite's
-  default, Huey's); the floor is the faster of the two.
-- SQLite, the lesson's endpoint: the CPU (user and kernel) of one request's durable writes
-  with no queue around them: its two tasks inserted in one transaction, taken in a second
-  and marked done in a third, each committed with ``synchronous=FULL`` in WAL mode. The
-  web server is one process held to one core by the GIL, so its requests a second are set
-  by its CPU per request, and this is the least the durable path adds to it.
+  README promises), in WAL mode (afterward's and Huey's) and with the rollback journal
+  (SQLite's own default); the floor is the faster of the two.
 - PostgreSQL: one ``INSERT`` in autocommit through psycopg's asyncio connection (the commit
   waits for the WAL flush), and a bare ``SELECT 1`` round trip.
 - Redis: one ``PING`` through redis-py's asyncio client (hiredis parser), and through its
@@ -63,44 +58,6 @@ def sqlite_commit_us(folder: Path, n: int) -> dict[str, float]:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
     return out
-
-
-def sqlite_request_cpu_us(folder: Path, n: int) -> dict[str, float]:
-    """CPU µs of one request's three durable transactions (enqueue 2, take 2, finish 2)."""
-    path = folder / "floor-request.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-
-    def request(due: int) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO t (state, payload, due) VALUES ('ready', '[1.0]', ?)", [(due,), (due,)]
-        )
-        conn.execute("COMMIT")
-        conn.execute("BEGIN IMMEDIATE")
-        taken = conn.execute(
-            "UPDATE t SET state = 'running' WHERE id IN "
-            "(SELECT id FROM t WHERE state = 'ready' ORDER BY due LIMIT 2) RETURNING id"
-        ).fetchall()
-        conn.execute("COMMIT")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("UPDATE t SET state = 'done' WHERE id = ?", taken)
-        conn.execute("COMMIT")
-
-    try:
-        conn.execute("PRAGMA journal_mode=wal")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, state TEXT, payload TEXT, due REAL)")
-        conn.execute("CREATE INDEX t_ready ON t (state, due)")
-        for i in range(WARM_UP):
-            request(i)
-        started = time.process_time()
-        for i in range(n):
-            request(i)
-        return {"sqlite_request_cpu_us": (time.process_time() - started) / n * 1e6}
-    finally:
-        conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 async def _timed(call: Callable[[], Awaitable[object]], n: int) -> float:
@@ -153,7 +110,7 @@ async def redis_round_trip_us(url: str, n: int) -> dict[str, float]:
 
 def measure(folder: Path, postgres_url: str, redis_url: str, n: int) -> dict[str, float]:
     """Every floor, in µs per operation."""
-    figures = sqlite_commit_us(folder, n) | sqlite_request_cpu_us(folder, n)
+    figures = sqlite_commit_us(folder, n)
     figures |= asyncio.run(postgres_commit_us(postgres_url, n))
     figures |= asyncio.run(redis_round_trip_us(redis_url, n))
     return figures

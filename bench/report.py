@@ -140,8 +140,7 @@ def targets(data: dict[str, Any]) -> list[str]:
             f"p99 {ours99:.0f} vs {theirs99:.0f} ms",
             ours >= fastapi and ours99 < theirs99,
         )
-    peers = [(v, _median(web, ("web", v, "web"))) for v in PEER_ENDPOINTS]
-    fastest = max(((v, r) for v, r in peers if r), key=lambda p: p[1], default=None)
+    fastest = _fastest_endpoint_peer(data)
     if ours and fastest:
         row(
             "the lesson's /tasks on SQLite: ≥ 2x the fastest peer enqueueing in the endpoint",
@@ -161,16 +160,17 @@ FLOORS = {
 }
 """Per store: the figures of `bench.floors` whose smallest is the floor, and what it is."""
 FLOOR_KEY: Key = ("floors", "machine", "floors")
+"""Where `bench.compare` files the floors it measured in each round."""
 
 
 def _enqueue_floor_rows(data: dict[str, Any], store: str, title: str) -> list[str]:
     names, what = FLOORS[store]
-    measured = [_median(_values(data, n), FLOOR_KEY) for n in names]
+    measured = [m for n in names if (m := _median(_values(data, n), FLOOR_KEY)) is not None]
     peer = _fastest_peer(_values(data, "rate"), store, "enqueue_one")
-    if not peer or not all(measured):
+    if not peer or not measured:
         return []
     budget = 1e6 / (2 * peer[1])
-    floor = min(m for m in measured if m)
+    floor = min(measured)
     verdict = (
         f"no: the floor alone is {floor / budget:.1f}x the budget"
         if floor > budget
@@ -186,57 +186,46 @@ def _two_process_rows(data: dict[str, Any], store: str, title: str) -> list[str]
     one = _median(_values(data, "cores_busy"), ("afterward", store, "throughput_1"))
     if not one:
         return []
-    cores = data["meta"].get("cores", 2)
+    cores = data["meta"]["cores"]
     ceiling = cores / one
-    verdict = f"no: at most {ceiling:.2f}x" if ceiling < 1.8 else f"by CPU: up to {ceiling:.2f}x"
+    verdict = (
+        f"not at this CPU per task: at most {ceiling:.2f}x"
+        if ceiling < 1.8
+        else f"by CPU: up to {ceiling:.2f}x"
+    )
     return [
-        f"| 2 worker processes ≥ 1.8x one, {title} | 1.8x the CPU of one run "
-        f"| one process's run kept {one:.2f} of {cores} cores busy (servers, worker, "
-        f"driver) | {verdict} |"
+        f"| 2 worker processes ≥ 1.8x one, {title} | 1.8x the CPU of one run, at the same "
+        f"CPU per task | one process's run kept {one:.2f} of {cores} cores busy (servers, "
+        f"worker, driver) | {verdict} |"
     ]
 
 
-def _endpoint_rows(data: dict[str, Any]) -> list[str]:
-    rps, cpu = _values(data, "rps"), _values(data, "cpu_ms_per_request")
-    bare = _median(rps, ("web", "none", "web"))
+def _fastest_endpoint_peer(data: dict[str, Any]) -> tuple[str, float] | None:
+    rps = _values(data, "rps")
     peers = [(v, _median(rps, ("web", v, "web"))) for v in PEER_ENDPOINTS]
-    fastest = max(((v, r) for v, r in peers if r), key=lambda p: p[1], default=None)
-    rows = []
-    if bare and fastest:
-        need = 2 * fastest[1]
-        verdict = f"no: {bare / need:.2f}x of it" if bare < need else "yes"
-        rows.append(
-            f"| the lesson's /tasks on SQLite: ≥ 2x {fastest[0]} ({fastest[1]:,.0f} req/s) "
-            f"| {need:,.0f} req/s | the same endpoint with no tasks at all: {bare:,.0f} req/s "
-            f"| {verdict} |"
-        )
-    fastapi = _median(cpu, ("web", "fastapi", "web"))
-    bare_cpu = _median(cpu, ("web", "none", "web"))
-    if fastapi and bare_cpu:
-        durable = _median(_values(data, "sqlite_request_cpu_us"), FLOOR_KEY)
-        if durable is None:
-            floor, verdict = "not measured in this run (`python -m bench.floors`)", "-"
-        else:
-            total = bare_cpu + durable / 1000
-            floor = (
-                f"{bare_cpu:.3f} ms the endpoint + {durable / 1000:.3f} ms SQLite's own CPU for "
-                f"the two tasks' three `synchronous=FULL` transactions = {total:.3f} ms"
-            )
-            verdict = (
-                f"no: the floor alone is {total / fastapi:.2f}x the budget"
-                if total > fastapi
-                else f"yes: {(fastapi - total) * 1000:,.0f} µs left for the queue's own work"
-            )
-        rows.append(
-            "| the lesson's /tasks on SQLite: req/s ≥ FastAPI BackgroundTasks' "
-            f"| ≤ {fastapi:.3f} ms server CPU a request (FastAPI's; uvicorn is one process, "
-            f"held to one core by the GIL) | {floor} | {verdict} |"
-        )
-    return rows
+    return max(((v, r) for v, r in peers if r), key=lambda p: p[1], default=None)
+
+
+def _endpoint_rows(data: dict[str, Any]) -> list[str]:
+    bare = _median(_values(data, "rps"), ("web", "none", "web"))
+    fastest = _fastest_endpoint_peer(data)
+    if not bare or not fastest:
+        return []
+    need = 2 * fastest[1]
+    verdict = f"no: {bare / need:.2f}x of it" if bare < need else "yes"
+    return [
+        f"| the lesson's /tasks on SQLite: ≥ 2x {fastest[0]} ({fastest[1]:,.0f} req/s) "
+        f"| {need:,.0f} req/s | the same endpoint with no tasks at all: {bare:,.0f} req/s "
+        f"| {verdict} |"
+    ]
 
 
 def floors(data: dict[str, Any]) -> list[str]:
-    """The targets that a measured floor puts out of reach (or not), in this run."""
+    """The targets that a floor or a ceiling measured in this run puts out of reach, or not.
+
+    Floors hold whatever the code does; a two-process ceiling holds at the CPU per task
+    this run measured, and rises if that CPU falls.
+    """
     rows = [
         row
         for store, title in STORE_NAMES.items()
@@ -250,10 +239,11 @@ def floors(data: dict[str, Any]) -> list[str]:
     notes = [
         "",
         "A one-at-a-time enqueue cannot be cheaper than its store's durable write or one "
-        "round trip (`bench/floors.py`); two processes cannot do more than the cores left "
-        "idle by one allow (the busy share is read from /proc/stat from the first task to "
-        "the last); a web process held to one core serves no more requests a second than "
-        "one core over its CPU per request.",
+        "round trip through the product's client (`bench/floors.py`), and no endpoint that "
+        "does work serves more requests than the same endpoint doing none: those floors hold "
+        "whatever the code does. Two processes cannot do more than the cores one process "
+        "left idle allow (the busy share is read from /proc/stat from the first task to the "
+        "last), as long as each task costs the CPU it did: a ceiling of the code as it is.",
     ]
     blocking = _median(_values(data, "redis_blocking_round_trip_us"), FLOOR_KEY)
     if blocking:
@@ -262,7 +252,7 @@ def floors(data: dict[str, Any]) -> list[str]:
             f"{blocking:,.0f} µs; it would stall the event loop."
         )
     return [
-        "| target | it needs | floor measured in this run | within reach? |",
+        "| target | it needs | floor or ceiling measured in this run | within reach? |",
         "|---|---|---|---|",
         *rows,
         *notes,
@@ -275,7 +265,7 @@ def web_table(data: dict[str, Any]) -> list[str]:
     done = _values(data, "tasks_done_share")
     cpu, busy = _values(data, "cpu_ms_per_request"), _values(data, "cores_busy")
     lines = [
-        "| variant | req/s | p50 ms | p99 ms | server CPU ms per request | cores busy "
+        "| variant | req/s | p50 ms | p99 ms | server CPU ms per request | machine cores busy "
         "| tasks run 1 s after the round (lowest round) |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -312,7 +302,7 @@ def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None
         "",
         *targets(data),
         "",
-        "## Floors: targets the machine itself rules out",
+        "## Floors and ceilings: what this machine allows",
         "",
         *floors(data),
         "",

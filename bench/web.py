@@ -311,7 +311,7 @@ def count_lines(path: Path) -> int:
 def table(rounds: list[Round], variants: list[str]) -> str:
     lines = [
         "| variant | req/s (median, min-max) | p50 ms | p99 ms | req/s vs FastAPI's "
-        "| server CPU ms per request | cores busy | non-2xx |",
+        "| server CPU ms per request | machine cores busy | non-2xx |",
         "|---|---|---|---|---|---|---|---|",
     ]
     medians: dict[str, float] = {}

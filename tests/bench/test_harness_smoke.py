@@ -54,7 +54,6 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
     assert set(floors) == {
         "sqlite_commit_wal_us",
         "sqlite_commit_delete_us",
-        "sqlite_request_cpu_us",
         "postgres_commit_us",
         "postgres_round_trip_us",
         "redis_round_trip_us",

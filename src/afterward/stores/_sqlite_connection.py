@@ -63,7 +63,9 @@ def begin_immediate(conn: sqlite3.Connection, *, within: float = BUSY_TIMEOUT_S)
     SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while another
     process's write transaction lasts well under a millisecond: with two worker processes
     on one file each slept most of the time the other held the lock (two processes ran
-    slower than one). Here the wait is ours and short; other statements keep the handler.
+    slower than one). Here the wait is ours and short; other statements keep the handler:
+    the busy timeout goes back to `BUSY_TIMEOUT_S`, the one every store connection opens
+    with.
     """
     conn.execute("PRAGMA busy_timeout=0")
     try:
@@ -83,7 +85,9 @@ def begin_immediate(conn: sqlite3.Connection, *, within: float = BUSY_TIMEOUT_S)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+    # SQLITE_BUSY ("database is locked") passes; SQLITE_LOCKED, a conflict inside this
+    # connection, would not pass by waiting.
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class SQLiteConnection:
@@ -337,7 +341,7 @@ def _set_outcomes(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_exception(error)
 
 
-def _retry_while_busy(step: Callable[[], object], *, within: float = 30.0) -> None:
+def _retry_while_busy(step: Callable[[], object], *, within: float = BUSY_TIMEOUT_S) -> None:
     """Run `step`, again while another process holds the lock, for up to `within` seconds.
 
     Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
