@@ -36,6 +36,16 @@ def _per_op_us(started: float, n: int) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
+def _timed_blocking(call: Callable[[], object], n: int) -> float:
+    """µs per `call`, over `n` calls after `WARM_UP` untimed ones."""
+    for _ in range(WARM_UP):
+        call()
+    started = time.perf_counter()
+    for _ in range(n):
+        call()
+    return _per_op_us(started, n)
+
+
 def sqlite_commit_us(folder: Path, n: int) -> dict[str, float]:
     """µs per one-row durable commit, in WAL mode and with the rollback journal."""
     out: dict[str, float] = {}
@@ -46,13 +56,13 @@ def sqlite_commit_us(folder: Path, n: int) -> dict[str, float]:
             conn.execute(f"PRAGMA journal_mode={journal}")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT)")
-            for i in range(WARM_UP + n):
-                if i == WARM_UP:
-                    started = time.perf_counter()
+
+            def commit_one_row(conn: sqlite3.Connection = conn) -> None:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.execute("INSERT INTO t (payload) VALUES (?)", ("[1.0]",))
                 conn.execute("COMMIT")
-            out[f"sqlite_commit_{journal}_us"] = _per_op_us(started, n)
+
+            out[f"sqlite_commit_{journal}_us"] = _timed_blocking(commit_one_row, n)
         finally:
             conn.close()
             for suffix in ("", "-wal", "-shm", "-journal"):
@@ -61,6 +71,7 @@ def sqlite_commit_us(folder: Path, n: int) -> dict[str, float]:
 
 
 async def _timed(call: Callable[[], Awaitable[object]], n: int) -> float:
+    """`_timed_blocking` for a coroutine function."""
     for _ in range(WARM_UP):
         await call()
     started = time.perf_counter()
@@ -97,12 +108,7 @@ async def redis_round_trip_us(url: str, n: int) -> dict[str, float]:
         await client.aclose()
     blocking = redis.Redis.from_url(url)
     try:
-        for _ in range(WARM_UP):
-            blocking.ping()
-        started = time.perf_counter()
-        for _ in range(n):
-            blocking.ping()
-        blocking_us = _per_op_us(started, n)
+        blocking_us = _timed_blocking(blocking.ping, n)
     finally:
         blocking.close()
     return {"redis_round_trip_us": asyncio_us, "redis_blocking_round_trip_us": blocking_us}
