@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import functools
+import logging
 import random
 import sys
 import threading
@@ -11,12 +14,15 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec
+from typing import Any, NamedTuple, ParamSpec
 
 from .config import Execution, Settings
-from .errors import ConfigurationError, FunctionNotImportable
+from .errors import ConfigurationError, FunctionNotImportable, TaskRefused
+from .in_memory import CallSite, InMemoryCall, stand_in
 from .jobs import Job, NewJob
+from .naming import Target
 from .retry import RetryPolicy
+from .roundtrip import check_round_trip
 from .serialization import check_arguments, encode_call
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
@@ -31,6 +37,16 @@ __all__ = ["Afterward"]
 P = ParamSpec("P")
 
 _STATE_ATTRIBUTE = "afterward"
+
+log = logging.getLogger("afterward")
+
+
+class _Template(NamedTuple):
+    """What every call of one callable shares: the task without id or payload, and the
+    callable as a worker will find it."""
+
+    job: NewJob
+    target: Target
 
 
 def new_task_id() -> str:
@@ -59,22 +75,25 @@ class Afterward:
         tasks: Iterable[Callable[..., Any]] = (),
         store: Store | None = None,
         settings: Settings | None = None,
+        strict: bool | None = None,
     ) -> None:
-        given: dict[str, object] = {
-            k: v for k, v in {"url": url, "execution": execution, "retry": retry}.items() if v
-        }
+        chosen = {"url": url, "execution": execution, "retry": retry, "strict": strict}
+        given: dict[str, object] = {k: v for k, v in chosen.items() if v is not None}
         self.settings = settings or Settings.from_env(**given)
         self.store: Store = store or store_from_url(self.settings.url)
-        self.registry = TaskRegistry(tasks)
+        self.registry = TaskRegistry([*tasks, stand_in])
         caller = sys._getframe(1).f_globals.get("__name__", "")
         if caller and not caller.startswith("afterward."):
             self.registry.allow_package(caller)
+        self._stand_in_name = self.registry.name_of(stand_in)
         self._opened = False
         self._runner: Runner | None = None
         self._embedded: EmbeddedWorker | None = None
         self._lock = threading.Lock()
-        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], NewJob]
+        self._templates: weakref.WeakKeyDictionary[Callable[..., Any], _Template]
         self._templates = weakref.WeakKeyDictionary()
+        self.not_durable: dict[CallSite, str] = {}
+        """`add_task` call sites seen in this process whose calls ran in memory, and why."""
 
     # -- finding the instance of an app -----------------------------------------------
 
@@ -177,61 +196,105 @@ class Afterward:
     # -- producing --------------------------------------------------------------------
 
     def prepare(
-        self, func: Callable[P, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        func: Callable[P, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        scope: Mapping[str, Any] | None = None,
     ) -> NewJob:
         """Check and encode one call as a task not yet stored, raising `TaskRefused`
-        errors at once."""
-        return self._call_of(self._template(func), func, args, kwargs)
+        errors at once. `scope`: the caller's globals, where the object of a method is
+        looked for by name (see `naming`)."""
+        return self._call_of(self._template(func, scope), args, kwargs)
 
-    def _template(self, func: Callable[..., Any]) -> NewJob:
+    def _template(self, func: Callable[..., Any], scope: Mapping[str, Any] | None) -> _Template:
         """What every task of `func` shares (its id and payload left empty), kept per
-        function: a function's name and options do not change."""
+        callable: a function's name and options do not change."""
         try:
             found = self._templates.get(func)
-        except TypeError:  # not weakly referenceable: worked out each time
-            return self._make_template(func)
+        except TypeError:  # not weakly referenceable or not hashable: worked out each time
+            return self._make_template(func, scope)
         if found is None:
-            found = self._templates[func] = self._make_template(func)
+            found = self._make_template(func, scope)
+            with contextlib.suppress(TypeError):
+                self._templates[func] = found
         return found
 
-    def _make_template(self, func: Callable[..., Any]) -> NewJob:
-        name = self.registry.name_of(func)
-        if not self.runs_in_app and name.startswith("__main__:"):
+    def _make_template(
+        self, func: Callable[..., Any], scope: Mapping[str, Any] | None
+    ) -> _Template:
+        target = self.registry.target(func, scope)
+        if not self.runs_in_app and target.name.startswith("__main__:"):
             raise FunctionNotImportable(
-                f"{name} is defined in a script run as __main__, which a worker cannot "
+                f"{target.name} is defined in a script run as __main__, which a worker cannot "
                 "import: move the function into a module of your application"
             )
-        options = options_of(func)
+        options = options_of(target.func)
         retry = self.settings.retry.to_json()
         stored: dict[str, Any] = {k: options.get(k, v) for k, v in retry.items()}
-        return NewJob(
+        job = NewJob(
             id="",
-            function=name,
+            function=target.name,
             payload="",
             queue=options.get("queue", self.settings.default_queue),
             priority=options.get("priority", 0),
             max_attempts=int(stored["max_attempts"]),
             options=stored,
         )
+        return _Template(job, target)
 
     def _call_of(
-        self,
-        template: NewJob,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, template: _Template, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> NewJob:
-        name = template.function
-        check_arguments(func, name, args, kwargs)
+        job, target = template
+        name = job.function
+        if target.args or target.kwargs:  # a functools.partial: its arguments come first
+            args, kwargs = target.args + args, {**target.kwargs, **kwargs}
+        check_arguments(target.func, name, args, kwargs)
         payload = encode_call(name, args, kwargs, self.settings.max_payload)
+        check_round_trip(target.func, name, args, kwargs, payload)
         return NewJob(
             id=new_task_id(),
             function=name,
             payload=payload,
-            queue=template.queue,
-            priority=template.priority,
-            max_attempts=template.max_attempts,
-            options=template.options,  # shared by the calls of one function: never mutated
+            queue=job.queue,
+            priority=job.priority,
+            max_attempts=job.max_attempts,
+            options=job.options,  # shared by the calls of one function: never mutated
+        )
+
+    def note_not_durable(
+        self, func: Callable[..., Any], site: CallSite, refusal: TaskRefused
+    ) -> str:
+        """Note that the call at `site` runs in memory (logged once per site, kept in
+        `not_durable`); return the reason, as short as a stand-in row keeps it."""
+        reason = _first_sentence(str(refusal))
+        if site not in self.not_durable:
+            self.not_durable[site] = reason
+            log.warning(
+                "%s: add_task(%s) runs in memory after the response, as FastAPI's "
+                "BackgroundTasks would, and is not durable: %s (strict mode refuses this "
+                "call: Afterward(strict=True) or AFTERWARD_STRICT=1)",
+                site,
+                _describe(func),
+                refusal,
+            )
+        return reason
+
+    def stand_in(self, func: Callable[..., Any], site: CallSite, refusal: TaskRefused) -> NewJob:
+        """The row that holds an in-memory call's place in its chain (see `in_memory`),
+        after noting the call site (`note_not_durable`)."""
+        reason = self.note_not_durable(func, site, refusal)
+        call = _describe(func)
+        kwargs = {"call": call, "site": str(site), "reason": reason}
+        options = {**self.settings.retry.to_json(), "max_attempts": 1, "time_limit": None}
+        return NewJob(
+            id=new_task_id(),
+            function=self._stand_in_name,
+            payload=encode_call(self._stand_in_name, (), kwargs),
+            queue=self.settings.default_queue,
+            max_attempts=1,
+            options=options,
         )
 
     async def enqueue_chain(self, tasks: Sequence[NewJob], *, reserve: bool) -> list[str]:
@@ -262,12 +325,12 @@ class Afterward:
 
             await afterward.enqueue_many(send_reminder, [(user.id,) for user in users])
         """
-        template = self._template(func)  # once: the same for every call
+        template = self._template(func, None)  # once: the same for every call
         tasks = [
             # A tuple or list is tested first: an ABC's isinstance costs 0.3 µs a call.
-            self._call_of(template, func, tuple(c), {})
+            self._call_of(template, tuple(c), {})
             if isinstance(c, tuple | list) or not isinstance(c, Mapping)
-            else self._call_of(template, func, (), dict(c))
+            else self._call_of(template, (), dict(c))
             for c in calls
         ]
         if not tasks:
@@ -280,7 +343,9 @@ class Afterward:
         runner = self.runner if reserve else None
         ids = await self.store.enqueue(
             jobs,
-            now=time.time(),
+            # A reserved chain is taken at once by its runner: on the runner's clock (the
+            # store's), it must already be due.
+            now=runner.clock() if runner else time.time(),
             reserve_for=runner.worker_id if runner else None,
             lease=self.settings.lease,
         )
@@ -328,9 +393,20 @@ class Afterward:
             )
         return self.store
 
-    async def run_chain(self, ids: Sequence[str]) -> None:
-        """Run a reserved chain now, in this process (after a response)."""
-        await self.runner.run_chain(ids)
+    async def run_chain(
+        self, ids: Sequence[str], in_memory: Mapping[str, InMemoryCall] | None = None
+    ) -> BaseException | None:
+        """Run a reserved chain now, in this process (after a response): stored tasks by
+        name, `in_memory` calls (by the id of their stand-in) as given. Returns the error
+        of the task that failed, if one did.
+
+        Outside in-app mode no embedded worker renews the chain's leases, so this call
+        renews them itself while the chain runs.
+        """
+        if self.runs_in_app:
+            return await self.runner.run_chain(ids, in_memory or {})
+        async with self.runner.renewing():
+            return await self.runner.run_chain(ids, in_memory or {})
 
     # -- looking up -------------------------------------------------------------------
 
@@ -338,3 +414,17 @@ class Afterward:
         """A task with its attempts. :raises TaskNotFound:"""
         await self.open()
         return await self.store.get(task_id)
+
+
+def _describe(func: Callable[..., Any]) -> str:
+    """A callable named for a person, without its arguments or its object's repr."""
+    inner = getattr(func, "func", func) if isinstance(func, functools.partial) else func
+    name = getattr(inner, "__qualname__", None) or type(inner).__qualname__
+    module = getattr(inner, "__module__", None) or type(inner).__module__
+    return f"{module}.{name}"
+
+
+def _first_sentence(text: str, limit: int = 300) -> str:
+    """What a stand-in row keeps of a refusal: its first sentence, at most `limit` long."""
+    head = text.split(". ", 1)[0]
+    return head if len(head) <= limit else head[: limit - 1] + "…"

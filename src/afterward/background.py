@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
 from .app import Afterward
 from .errors import TaskRefused
+from .in_memory import CallSite, InMemoryCall
 from .jobs import NewJob
 
 __all__ = ["RequestTasks", "TaskRef"]
@@ -17,7 +19,8 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class TaskRef:
-    """The id a task will have once its request's tasks are committed."""
+    """The id a task will have once its request's tasks are committed (empty for a task
+    added after the commit, which runs in memory with no row)."""
 
     id: str
 
@@ -25,40 +28,59 @@ class TaskRef:
 class RequestTasks:
     """One request's task list (what `BackgroundTasks` is inside an endpoint).
 
-    `add_task` checks the call at once, so a lambda or an argument with no JSON form fails
-    inside the request. The list is stored as one chain when the endpoint returns, before
-    the response is sent, and dropped if the endpoint raises.
+    `add_task` checks the call at once. A call that can be stored exactly is kept for the
+    request's chain, stored when the endpoint returns, before the response is sent, and
+    dropped if the endpoint raises. A call that cannot (see `in_memory`) is refused inside
+    the request in strict mode; otherwise it keeps its place in the chain and runs in
+    this process after the response, as FastAPI runs it, logged once per call site.
     """
 
     def __init__(self, afterward: Afterward) -> None:
         self.afterward = afterward
         self.pending: list[NewJob] = []
+        self.in_memory: dict[str, InMemoryCall] = {}
+        """The calls kept in memory, by the id of the stand-in row that holds their place."""
         self._closed = False
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> TaskRef:
         """Add `func(*args, **kwargs)` to run after the response, after the tasks added
         before it.
 
-        :raises TaskRefused: the function or its arguments cannot be stored (the message
-            says what to change).
+        :raises TaskRefused: in strict mode, the call cannot be stored (the message names
+            the call site and says what to change).
         """
         if self._closed:
+            # In the code after a dependency's `yield`: on the FastAPI releases where that
+            # code runs after the response, FastAPI's own list would never run it either.
             raise TaskRefused(
                 f"add_task({getattr(func, '__qualname__', func)!r}) came after this request's "
                 "tasks were committed (in the code after `yield` of a dependency?): it could "
                 "not be stored. Add tasks before the response is sent."
             )
-        task = self.afterward.prepare(func, args, kwargs)
+        caller = sys._getframe(1)
+        try:
+            task = self.afterward.prepare(func, args, kwargs, caller.f_globals)
+        except TaskRefused as refusal:
+            site = CallSite.of(caller)
+            if self.afterward.settings.strict:
+                raise _strict(refusal, site) from None
+            task = self.afterward.stand_in(func, site, refusal)
+            self.in_memory[task.id] = InMemoryCall(func, args, kwargs)
         self.pending.append(task)
         return TaskRef(task.id)
+
+    @property
+    def reserve(self) -> bool:
+        """Whether this process runs the request's chain itself: always in in-app mode,
+        and in workers mode when a call of it can only run here."""
+        return self.afterward.runs_in_app or bool(self.in_memory)
 
     async def commit(self) -> list[str]:
         """Store the pending tasks as one chain; return their ids. Later adds are refused."""
         self._closed = True
         if not self.pending:
             return []
-        reserve = self.afterward.runs_in_app
-        ids = await self.afterward.enqueue_chain(self.pending, reserve=reserve)
+        ids = await self.afterward.enqueue_chain(self.pending, reserve=self.reserve)
         self.pending = []
         return ids
 
@@ -66,3 +88,12 @@ class RequestTasks:
         """Drop the pending tasks (the endpoint raised). Later adds are refused."""
         self._closed = True
         self.pending = []
+        self.in_memory = {}
+
+
+def _strict(refusal: TaskRefused, site: CallSite) -> TaskRefused:
+    """`refusal` as strict mode raises it: the same class, naming the call site."""
+    return type(refusal)(
+        f"{site}: {refusal} (strict mode refuses every add_task call that cannot be "
+        "stored; without it, this call would run in memory after the response)"
+    )

@@ -43,7 +43,10 @@ _ENV = {
     "AFTERWARD_QUEUE": "default_queue",
     "AFTERWARD_LEASE": "lease",
     "AFTERWARD_CONCURRENCY": "concurrency",
+    "AFTERWARD_STRICT": "strict",
+    "AFTERWARD_RAISE_TASK_ERRORS": "raise_task_errors",
 }
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off", ""})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +56,12 @@ class Settings:
     `execution="in_app"` (the default) runs a request's tasks in the web process right
     after its response, as FastAPI does; `"workers"` only enqueues them, for
     `afterward worker` processes to run.
+
+    `strict=True` refuses, inside the request, every `add_task` call that could not be
+    stored (recommended in production); by default such a call runs in the web process
+    after the response, as FastAPI runs it, and is logged once per call site.
+    `raise_task_errors=True` makes a request's task that fails in this process raise
+    through the ASGI app (and so through `TestClient`), as FastAPI's background tasks do.
     """
 
     url: str = DEFAULT_URL
@@ -64,6 +73,8 @@ class Settings:
     grace_period: float = DEFAULT_GRACE_PERIOD
     poll_interval: float = DEFAULT_POLL_INTERVAL
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    strict: bool = False
+    raise_task_errors: bool = False
 
     def __post_init__(self) -> None:
         if self.execution not in ("in_app", "workers"):
@@ -103,7 +114,16 @@ def _parse(var: str, name: str, raw: str) -> object:
         return _number(var, raw, float)
     if name == "concurrency":
         return _number(var, raw, int)
+    if name in ("strict", "raise_task_errors"):
+        return _flag(var, raw)
     return raw
+
+
+def _flag(var: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ConfigurationError(f"{var}={raw!r} is not a yes/no value: use 1 or 0")
 
 
 def _number(var: str, raw: str, kind: type[float] | type[int]) -> float | int:

@@ -7,6 +7,7 @@ The tree::
     ├── TaskRefused (ValueError)      add_task() cannot make the call durable
     │   ├── FunctionNotImportable     lambda, closure, nested or __main__-only function
     │   ├── ArgumentNotSerializable   an argument has no JSON form
+    │   │   └── ArgumentNotExact      an argument would come back changed (type or value)
     │   └── PayloadTooLarge           encoded arguments over the size limit
     ├── TaskNotFound (LookupError)    no task has that id
     ├── InvalidTransition             e.g. retrying a task that is still queued
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 __all__ = [
     "AfterwardError",
+    "ArgumentNotExact",
     "ArgumentNotSerializable",
     "ConfigurationError",
     "FunctionNotImportable",
@@ -59,6 +61,10 @@ class FunctionNotImportable(TaskRefused):
 
 class ArgumentNotSerializable(TaskRefused):
     """An argument cannot be serialized to JSON."""
+
+
+class ArgumentNotExact(ArgumentNotSerializable):
+    """An argument would not come back from the store as an equal value of the same type."""
 
 
 class PayloadTooLarge(TaskRefused):

@@ -5,24 +5,27 @@ request the same `RequestTasks`. After the endpoint returns and before the respo
 its tasks are committed to the store as one chain; if the endpoint raised, nothing is
 stored. In ``in_app`` mode the chain then runs in
 this process right after the response, like FastAPI's own background tasks (so `TestClient`
-returns once they are done).
+returns once they are done); so does a chain holding a call that could not be stored (see
+`afterward.in_memory`), in either mode.
 """
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Annotated, TypeAlias
 
 import fastapi
 from fastapi import Depends, Request
 
+from ._fastapi_compat import endpoint_exit_stack, install_endpoint_stack
 from ._faultpoints import reach
 from .app import Afterward
 from .background import RequestTasks, TaskRef
-from .errors import ConfigurationError
+from .in_memory import InMemoryCall
 
 __all__ = ["Afterward", "BackgroundTasks", "RequestTasks", "TaskRef"]
+
+install_endpoint_stack()  # FastAPI 0.100-0.120 only: routes created from now on get the stack
 
 
 async def request_tasks(request: Request, after_response: fastapi.BackgroundTasks) -> RequestTasks:
@@ -35,12 +38,7 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
     """
     afterward = Afterward.of(request.app, request.scope.get("state"))
     tasks = RequestTasks(afterward)
-    stack = request.scope.get("fastapi_function_astack")
-    if not isinstance(stack, AsyncExitStack):
-        raise ConfigurationError(
-            "afterward.fastapi.BackgroundTasks needs FastAPI 0.121 or newer "
-            "(the per-endpoint exit stack is missing): pip install -U fastapi"
-        )
+    stack = endpoint_exit_stack(request.scope)
 
     async def commit(
         exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -49,8 +47,8 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
             reach("before_commit")
             ids = await tasks.commit()
             reach("after_commit")
-            if ids and afterward.runs_in_app:
-                after_response.add_task(_run_after_response, afterward, ids)
+            if ids and tasks.reserve:
+                after_response.add_task(_run_after_response, afterward, ids, tasks.in_memory)
         else:
             tasks.discard()
         return False
@@ -59,9 +57,13 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
     return tasks
 
 
-async def _run_after_response(afterward: Afterward, ids: list[str]) -> None:
+async def _run_after_response(
+    afterward: Afterward, ids: list[str], in_memory: dict[str, InMemoryCall]
+) -> None:
     reach("after_response")
-    await afterward.run_chain(ids)
+    error = await afterward.run_chain(ids, in_memory)
+    if error is not None and afterward.settings.raise_task_errors:
+        raise error
 
 
 BackgroundTasks: TypeAlias = Annotated[RequestTasks, Depends(request_tasks)]

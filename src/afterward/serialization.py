@@ -8,10 +8,12 @@ Decimals, Enums, bytes, sets, tuples…). Unannotated parameters get plain JSON 
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import sys
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import PurePath
 from typing import Any, get_type_hints
 
 import pydantic
@@ -19,7 +21,13 @@ import pydantic_core
 
 from .errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "check_arguments", "decode_call", "encode_call"]
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD",
+    "check_arguments",
+    "decode_call",
+    "decodes_unchanged",
+    "encode_call",
+]
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 """Bytes of encoded arguments one task may carry (1 MiB)."""
@@ -77,7 +85,16 @@ def _dump(body: dict[str, Any]) -> bytes:
 
 
 def _to_json(value: Any) -> Any:
-    return pydantic_core.to_jsonable_python(value, bytes_mode="base64")
+    return pydantic_core.to_jsonable_python(value, bytes_mode="base64", fallback=_fallback)
+
+
+def _fallback(value: Any) -> Any:
+    """JSON for the types pydantic decodes but does not encode: pure paths, as text."""
+    if isinstance(value, PurePath):
+        return str(value)
+    raise pydantic_core.PydanticSerializationError(
+        f"Unable to serialize unknown type: {type(value)}"
+    )
 
 
 def check_arguments(
@@ -165,12 +182,42 @@ class _Adapter:
             self._adapter = pydantic.TypeAdapter(list[tp], config=_BYTES_CONFIG)
             self._wrapped = True
 
+    def keeps(self, value: Any) -> bool:
+        """Whether `validate` returns `value` itself: a JSON scalar of the annotated type,
+        or an int for a float parameter (ints are floats in annotations, PEP 484)."""
+        kind = type(value)
+        return self._exact is not None and (
+            kind is self._exact or (kind is int and self._exact is float)
+        )
+
     def validate(self, value: Any) -> Any:
-        if self._exact is not None and type(value) is self._exact:
+        if self.keeps(value):
             return value
         if self._wrapped:
             return self._adapter.validate_json(json.dumps([value]))[0]
         return self._adapter.validate_json(json.dumps(value))
+
+
+def decodes_unchanged(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Whether `decode_call` is sure to give these arguments back as they are, without
+    decoding them: every value is a JSON scalar (str, int, float, bool, None) that its
+    parameter keeps (unannotated, or annotated with that very type)."""
+    try:
+        signature, adapters = _call_spec(func)
+        names = _positional_names(func)
+    except (TypeError, ValueError):
+        return False
+    if len(args) > len(names) or not all(k in signature.parameters for k in kwargs):
+        return False  # *args or **kwargs take part: left to decoding
+    for name, value in itertools.chain(zip(names, args, strict=False), kwargs.items()):
+        if type(value) not in _JSON_SCALARS:
+            return False
+        adapter = adapters.get(name)
+        if adapter is not None and not adapter.keeps(value):
+            return False
+    return True
 
 
 @lru_cache(maxsize=1024)

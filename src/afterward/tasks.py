@@ -1,25 +1,26 @@
 """Which functions may run as tasks, under which names, with which options.
 
-A task is stored by name, ``"module:qualname"``. `TaskRegistry.name_of` refuses at
-`add_task` time any function a worker could not find again (lambdas, closures, nested
-functions, bound methods, partials). `TaskRegistry.resolve` turns a stored name back into a
-function *without importing anything*: only functions registered in this process, or
-module-level functions of the application's own, already-imported modules are ever
-returned. Application modules are those of the packages that define the app's endpoints,
-create its `Afterward` or hold the worker's target, wherever installed, plus any module
-outside the standard library and site-packages.
+A task is stored by name (see `naming`): ``"module:function"``, ``"module:Class.method"``
+or ``"module:object.method"``. `TaskRegistry.target` refuses at `add_task` time any
+callable a worker could not find again (lambdas, closures, nested functions, methods of
+objects made per request). `TaskRegistry.resolve` turns a stored name back into a callable
+*without importing anything*: only what was registered in this process, or what
+`naming.find` reaches in the application's own, already-imported modules. Application
+modules are those of the packages that define the app's endpoints, create its `Afterward`
+or hold the worker's target, wherever installed, plus any module outside the standard
+library and site-packages.
 """
 
 from __future__ import annotations
 
-import inspect
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, Unpack, cast, overload
 
-from .errors import FunctionNotImportable, UnknownFunction
+from .errors import UnknownFunction
+from .naming import Target, find, target_of
 
 __all__ = ["TaskOptions", "TaskRegistry", "task"]
 
@@ -91,9 +92,16 @@ class TaskRegistry:
 
         :raises FunctionNotImportable: a worker could not find `func` by name.
         """
-        name = _importable_name(func)
-        self._by_name[name] = func
-        return name
+        return self.target(func).name
+
+    def target(self, func: Callable[..., Any], scope: Mapping[str, Any] | None = None) -> Target:
+        """Register what `func` stands for (see `naming.target_of`) and return it.
+
+        :raises FunctionNotImportable: a worker could not find `func` by name.
+        """
+        found = target_of(func, scope)
+        self._by_name[found.name] = found.func
+        return found
 
     def resolve(self, name: str) -> Callable[..., Any]:
         """The function stored under `name`; never imports a module.
@@ -103,28 +111,17 @@ class TaskRegistry:
         found = self._by_name.get(name)
         if found is not None:
             return found
-        func = self._find_app_function(name)
-        self._by_name[name] = func
-        return func
-
-    def _find_app_function(self, name: str) -> Callable[..., Any]:
-        module_name, sep, qualname = name.partition(":")
-        if not sep or not module_name or not qualname.isidentifier():
-            raise UnknownFunction(f"{name!r} is not a 'module:function' name")
+        module_name = name.partition(":")[0]
         module = sys.modules.get(module_name)
-        if module is None:
-            raise UnknownFunction(
-                f"{name!r}: module {module_name!r} is not part of the loaded application "
-                "(workers never import modules named by a task)"
-            )
-        if not self._is_application_module(module_name, getattr(module, "__file__", None)):
+        if module is not None and not self._is_application_module(
+            module_name, getattr(module, "__file__", None)
+        ):
             raise UnknownFunction(
                 f"{name!r}: {module_name!r} is not one of the application's own modules; "
                 "register library functions explicitly with Afterward(tasks=[...])"
             )
-        func = module.__dict__.get(qualname)
-        if not inspect.isfunction(func) or func.__module__ != module_name:
-            raise UnknownFunction(f"{name!r} is not a function defined in {module_name!r}")
+        func = find(name)
+        self._by_name[name] = func
         return func
 
     def _is_application_module(self, module_name: str, file: str | None) -> bool:
@@ -143,30 +140,3 @@ def _library_paths() -> list[Path]:
     found = {Path(paths[k]).resolve() for k in keys if k in paths}
     found.add(Path(__file__).resolve().parent)  # afterward itself is never a task
     return sorted(found)
-
-
-def _importable_name(func: Callable[..., Any]) -> str:
-    if not inspect.isfunction(func):
-        kind = type(func).__name__
-        raise FunctionNotImportable(
-            f"add_task() needs a module-level function, got a {kind} ({func!r}): "
-            "define a function at the top of a module and pass it; pass bound values as "
-            "arguments instead of a bound method or functools.partial."
-        )
-    module = getattr(func, "__module__", None)
-    qualname = getattr(func, "__qualname__", "")
-    if module is None or "<lambda>" in qualname or "<locals>" in qualname or "." in qualname:
-        raise FunctionNotImportable(
-            f"add_task() cannot store {qualname or func!r}: a worker must find the function "
-            "again by its module and name, so lambdas, closures, nested functions and "
-            "methods are refused. Move it to module level and pass what it captured as "
-            "arguments."
-        )
-    found = getattr(sys.modules.get(module), qualname, None)
-    if found is not func and getattr(found, "__wrapped__", None) is not func:
-        raise FunctionNotImportable(
-            f"add_task() cannot store {module}.{qualname}: that name in its module is "
-            "something else, so a worker would run the wrong code. Pass the function "
-            "under the name it is defined with."
-        )
-    return f"{module}:{qualname}"

@@ -73,6 +73,10 @@ def tutorial002() -> FastAPI:
     return app
 
 
+UNSERIALIZABLE = object()
+"""A value with no JSON form."""
+
+
 def misbehaving() -> FastAPI:
     """Endpoints that raise, or add what cannot be stored."""
     app = FastAPI()
@@ -90,18 +94,18 @@ def misbehaving() -> FastAPI:
     @app.post("/lambda")
     def with_lambda(background_tasks: BackgroundTasks) -> dict[str, str]:
         background_tasks.add_task(record, "stored before the refusal")
-        background_tasks.add_task(lambda: None)
-        return {"status": "unreachable"}
+        background_tasks.add_task(lambda: record("lambda ran"))
+        return {"status": "lambda added"}
 
     @app.post("/unserializable")
     def unserializable(background_tasks: BackgroundTasks) -> dict[str, str]:
-        background_tasks.add_task(record, object())  # type: ignore[arg-type]
-        return {"status": "unreachable"}
+        background_tasks.add_task(record, UNSERIALIZABLE)  # type: ignore[arg-type]
+        return {"status": "object added"}
 
     @app.post("/wrong-arguments")
     def wrong_arguments(background_tasks: BackgroundTasks) -> dict[str, str]:
         background_tasks.add_task(write_log, "x", colour="blue")  # type: ignore[call-arg]
-        return {"status": "unreachable"}
+        return {"status": "wrong call added"}
 
     return app
 

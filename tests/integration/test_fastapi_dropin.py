@@ -18,11 +18,14 @@ from afterward import (
     JobState,
     TaskRefused,
 )
+from afterward._fastapi_compat import FASTAPI_VERSION
 from afterward.stores import JobFilter
 
 from . import apps
 
 MakeClient = Callable[..., TestClient]
+
+_FASTAPI_RUNS_TEARDOWN_BEFORE_RESPONSE = (0, 106) <= FASTAPI_VERSION < (0, 118)
 
 
 def stored(app: object) -> list[JobState]:
@@ -89,26 +92,42 @@ def test_endpoint_that_raises_keeps_no_task(make_client: MakeClient, path: str) 
     assert stored(client.app) == []
 
 
-def test_lambda_is_refused_inside_the_request(make_client: MakeClient) -> None:
-    # Given an endpoint that passes a lambda to add_task
+def test_a_lambda_runs_in_memory_by_default_and_is_refused_in_strict_mode(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an endpoint that adds a stored task, then a lambda
     client = make_client(apps.misbehaving())
-    # When it is called, Then the refusal is raised inside the request, saying what to do
-    with pytest.raises(FunctionNotImportable, match="module level"):
-        client.post("/lambda")
+    # When it is called, Then it answers, and both ran in order, the lambda in memory
+    assert client.post("/lambda").json() == {"status": "lambda added"}
+    assert apps.EVENTS == [("stored before the refusal",), ("lambda ran",)]
+    assert stored(client.app) == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    # Given strict mode from the environment (the same store file)
+    monkeypatch.setenv("AFTERWARD_STRICT", "1")
+    apps.EVENTS.clear()
+    strict = make_client(apps.misbehaving())
+    # When it is called, Then the refusal is raised inside the request, naming the call site
+    with pytest.raises(FunctionNotImportable, match=r"apps\.py:\d+: .*module level"):
+        strict.post("/lambda")
     # And not even the task added before it was kept
-    assert stored(client.app) == []
+    assert len(stored(strict.app)) == 2
     assert apps.EVENTS == []
 
 
-def test_unserializable_argument_is_refused_inside_the_request(make_client: MakeClient) -> None:
+def test_an_argument_with_no_json_form_runs_in_memory_unchanged_or_is_refused_when_strict(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given an endpoint that passes an object with no JSON form
-    client = make_client(apps.misbehaving(), raise_server_exceptions=False)
-    # When it is called, Then the request fails with a 500 and nothing is stored
-    assert client.post("/unserializable").status_code == 500
-    assert stored(client.app) == []
-    # And the error itself tells the developer what to pass instead
+    client = make_client(apps.misbehaving())
+    # When it is called, Then the task got that very object, after the response
+    assert client.post("/unserializable").status_code == 200
+    ((received,),) = apps.EVENTS
+    assert received is apps.UNSERIALIZABLE
+    # And in strict mode the request fails inside, saying what to pass instead
+    monkeypatch.setenv("AFTERWARD_STRICT", "1")
+    strict = make_client(apps.misbehaving())
     with pytest.raises(ArgumentNotSerializable, match="JSON-friendly"):
-        make_client(apps.misbehaving()).post("/unserializable")
+        strict.post("/unserializable")
+    assert len(stored(strict.app)) == 1  # the first request's stand-in only
 
 
 async def test_concurrent_requests_keep_each_chain_in_order(workdir: Path) -> None:
@@ -140,9 +159,16 @@ def test_yield_dependency_can_add_tasks_before_yield(make_client: MakeClient) ->
 
 
 def test_task_added_after_the_commit_is_refused_not_lost(make_client: MakeClient) -> None:
-    # Given a `yield` dependency that adds a task after the response was committed
+    # Given a `yield` dependency that adds a task after the endpoint returned
     client = make_client(apps.yield_dependency(add_after_yield=True))
-    # When the request runs, Then that late task is refused loudly instead of dropped
+    if _FASTAPI_RUNS_TEARDOWN_BEFORE_RESPONSE:
+        # When the request runs on FastAPI 0.106-0.117, where that code runs before the
+        # response, Then the task is stored and run with the others
+        assert client.post("/work").status_code == 200
+        assert apps.EVENTS == [("opened",), ("worked",), ("closed",)]
+        return
+    # When the request runs where that code runs after the response (FastAPI's own list
+    # would drop the task silently), Then the late task is refused loudly
     with pytest.raises(TaskRefused, match="after this request's tasks were committed"):
         client.post("/work")
     # And the tasks added in time ran
@@ -180,13 +206,28 @@ def test_workers_mode_refuses_functions_of_a_main_script(workdir: Path) -> None:
         del sys.modules["__main__"].scripted  # type: ignore[attr-defined]
 
 
-def test_arguments_that_do_not_fit_the_function_are_refused_inside_the_request(
-    make_client: MakeClient,
+def test_arguments_that_do_not_fit_fail_the_task_or_are_refused_when_strict(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an endpoint passing a keyword its task function does not take
     client = make_client(apps.misbehaving())
-    # When it is called, Then the refusal names the function and the argument, inside the
-    # request (not as a task failing later in a worker), and nothing is stored
+    # When it is called, Then it answers, and the task fails after it, as with FastAPI
+    assert client.post("/wrong-arguments").status_code == 200
+    assert stored(client.app) == [JobState.FAILED]
+    # And strict mode refuses it inside the request, naming the function and the argument
+    monkeypatch.setenv("AFTERWARD_STRICT", "1")
+    strict = make_client(apps.misbehaving())
     with pytest.raises(TaskRefused, match=r"write_log.*colour"):
+        strict.post("/wrong-arguments")
+    assert len(stored(strict.app)) == 1  # the first request's stand-in only
+
+
+def test_raise_task_errors_raises_a_failed_task_through_the_client(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given AFTERWARD_RAISE_TASK_ERRORS, and an endpoint whose task will fail
+    monkeypatch.setenv("AFTERWARD_RAISE_TASK_ERRORS", "1")
+    client = make_client(apps.misbehaving())
+    # When it is called, Then the task's own error reaches the test, as with FastAPI
+    with pytest.raises(TypeError, match="colour"):
         client.post("/wrong-arguments")
-    assert stored(client.app) == []

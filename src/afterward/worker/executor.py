@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import TimeLimitExceeded
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "is_async_callable"]
 
 
 class Executor:
@@ -48,7 +48,7 @@ class Executor:
         """
         in_thread: concurrent.futures.Future[Any] | None = None
         running: Awaitable[Any]
-        if inspect.iscoroutinefunction(func):
+        if is_async_callable(func):
             # Awaited in the caller's task, not a task of its own: it starts at once, not a
             # loop turn later, and a no-op task costs one task and one wait fewer.
             running = func(*args, **kwargs)
@@ -88,6 +88,15 @@ class Executor:
     def shutdown(self) -> None:
         """Stop accepting calls; threads still running finish on their own."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def is_async_callable(func: Any) -> bool:
+    """Whether calling `func` gives a coroutine: an `async def` function, method or
+    partial of one, or an object whose `__call__` is one (an `AsyncMock`, for one)."""
+    while isinstance(func, functools.partial):
+        func = func.func
+    call = type(func).__call__ if not inspect.isroutine(func) else None
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call)
 
 
 def _over(time_limit: float | None) -> TimeLimitExceeded:

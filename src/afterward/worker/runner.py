@@ -16,18 +16,19 @@ embedded worker) it only logs the lost thread loudly.
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
 import itertools
 import logging
 import random
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
 from ..errors import AfterwardError, TimeLimitExceeded
+from ..in_memory import InMemoryCall, stand_in, stand_in_for
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..serialization import decode_call
@@ -35,7 +36,7 @@ from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
 from .clock import StoreClock
 from .coalesce import Coalescer
-from .executor import Executor
+from .executor import Executor, is_async_callable
 from .health import StoreHealth
 from .identity import dead_local_workers
 from .loop import WorkerLoop, first
@@ -98,13 +99,17 @@ class Runner:
         job: Job,
         ran: Callable[[], None] = lambda: None,
         succeed: Callable[[Job], Awaitable[bool]] | None = None,
+        given: InMemoryCall | None = None,
+        failed: Callable[[BaseException], None] = lambda _: None,
     ) -> bool:
         """Run one acquired task and record its outcome; True if it succeeded. `ran` is
         called once the function has returned or raised, before the outcome is written;
-        `succeed` writes a success (default: with the other successes of this loop)."""
+        `succeed` writes a success (default: with the other successes of this loop);
+        `given` is the in-memory call a stand-in row holds the place of; `failed` is told
+        the error of a failed attempt."""
         self.held[job.id] = job.attempts
         try:
-            return await self._run_job(job, ran, succeed)
+            return await self._run_job(job, ran, succeed, given, failed)
         except Exception:  # e.g. out of memory while recording: never leave it unnoticed
             log.exception(
                 "task %s: the worker failed while running it; it is taken back when its "
@@ -116,20 +121,26 @@ class Runner:
             self.held.pop(job.id, None)
 
     async def _run_job(
-        self, job: Job, ran: Callable[[], None], succeed: Callable[[Job], Awaitable[bool]] | None
+        self,
+        job: Job,
+        ran: Callable[[], None],
+        succeed: Callable[[Job], Awaitable[bool]] | None,
+        given: InMemoryCall | None,
+        failed: Callable[[BaseException], None],
     ) -> bool:
         try:
-            func = self._registry.resolve(job.function)
-            args, kwargs = decode_call(func, job.payload)
+            func, args, kwargs = self._call_of(job, given)
             policy = self._policy(job, func)
         except Exception as exc:  # the row itself is wrong: no retry can fix it
             ran()
+            failed(exc)
             return await self._refuse(job, exc)
         started = time.perf_counter()
         try:
             await self._executor.call(func, args, kwargs, policy.time_limit)
         except Exception as exc:
             ran()
+            failed(exc)
             failure = decide_failure(job, exc, policy, self.clock(), self._rng)
             verdict = "will retry" if failure.retry_at is not None else "failed for good"
             log.error(
@@ -148,7 +159,7 @@ class Runner:
                 ),
                 job,
             )
-            plain = not inspect.iscoroutinefunction(func)
+            plain = not is_async_callable(func)
             if isinstance(exc, TimeLimitExceeded) and plain and self._executor.stuck:
                 self._thread_stuck(job, policy.time_limit)
             return False
@@ -163,6 +174,19 @@ class Runner:
             return await self._report(lambda: succeed(job), job)
         completions = self._batches_here().completions
         return await self._report(lambda: completions.call((job.id, job.attempts)), job)
+
+    def _call_of(
+        self, job: Job, given: InMemoryCall | None
+    ) -> tuple[Callable[..., Any], list[Any], dict[str, Any]]:
+        """What to call for `job`: the in-memory call its stand-in holds the place of, or
+        the registered function its row names, with its decoded arguments."""
+        if given is not None:
+            return given.func, list(given.args), dict(given.kwargs)
+        func = self._registry.resolve(job.function)
+        args, kwargs = decode_call(func, job.payload)
+        if func is stand_in:
+            func = stand_in_for(job.attempts)
+        return func, args, kwargs
 
     def _batches_here(self) -> _Batches:
         loop = asyncio.get_running_loop()
@@ -288,11 +312,16 @@ class Runner:
         for job_id in ids:
             self.held.setdefault(job_id, 0)
 
-    async def run_chain(self, ids: Sequence[str]) -> None:
-        """Run reserved tasks one after another; stop at the first that does not succeed.
+    async def run_chain(
+        self, ids: Sequence[str], in_memory: Mapping[str, InMemoryCall]
+    ) -> BaseException | None:
+        """Run reserved tasks one after another; stop at the first that does not succeed
+        and return its error. A task whose id is in `in_memory` is a stand-in: the call
+        it holds the place of runs instead.
 
         What is left is handed back, for this process's or any worker's runner to take.
         """
+        errors: list[BaseException] = []
         done = 0
         steps = self._batches_here().chain_steps
         following = dict(itertools.pairwise(ids))
@@ -307,7 +336,9 @@ class Runner:
 
         try:
             job = (await steps.call((None, ids[0])))[1] if ids else None
-            while job is not None and await self.run_job(job, succeed=succeed):
+            while job is not None and await self.run_job(
+                job, succeed=succeed, given=in_memory.get(job.id), failed=errors.append
+            ):
                 done += 1
                 job = taken.get(job.id)
             if done < len(ids):
@@ -317,6 +348,19 @@ class Runner:
         finally:
             for job_id in ids:
                 self.held.pop(job_id, None)
+        return errors[-1] if errors else None
+
+    @contextlib.asynccontextmanager
+    async def renewing(self) -> AsyncIterator[None]:
+        """Renew this runner's leases while the block runs (for a process with no worker
+        loop of its own: a web process in workers mode running a request's chain)."""
+        stop = asyncio.Event()
+        renewal = asyncio.create_task(self.maintain(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await renewal
 
     # -- the worker loop --------------------------------------------------------------
 

@@ -186,6 +186,8 @@ SELECT taken.* FROM taken, relaxed ORDER BY priority DESC, run_at, id COLLATE "C
 -- name: acquire_ids
 -- Take up to %(limit)s of the given tasks that are due and free or reserved for this worker.
 -- %(relaxed)s as for acquire_due.
+-- No SKIP LOCKED: a task reserved for this worker may be locked for a moment by its own
+-- lease renewal, and skipping it would hand the request's chain to the queue instead.
 WITH picked AS (
     SELECT id FROM afterward_jobs
     WHERE id = ANY(%(ids)s::text[])
@@ -193,7 +195,7 @@ WITH picked AS (
       AND (lease_owner IS NULL OR lease_owner = %(worker)s OR lease_expires_at < %(now)s)
     ORDER BY priority DESC, run_at, id COLLATE "C"
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE
 ), taken AS (
     UPDATE afterward_jobs AS j
     SET state = 'running', attempts = j.attempts + 1,
