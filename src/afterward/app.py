@@ -17,13 +17,18 @@ from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, ParamSpec
 
 from .config import Execution, Settings
-from .errors import ConfigurationError, FunctionNotImportable, TaskRefused
+from .errors import (
+    ArgumentNotSerializable,
+    ConfigurationError,
+    FunctionNotImportable,
+    TaskRefused,
+)
 from .in_memory import CallSite, InMemoryCall, stand_in
 from .jobs import Job, NewJob
 from .naming import Target
 from .retry import RetryPolicy
 from .roundtrip import check_round_trip
-from .serialization import check_arguments, encode_call
+from .serialization import check_arguments, encode_call, encode_typed_call
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
 from .tasks import TaskRegistry, options_of
@@ -251,8 +256,7 @@ class Afterward:
         if target.args or target.kwargs:  # a functools.partial: its arguments come first
             args, kwargs = target.args + args, {**target.kwargs, **kwargs}
         check_arguments(target.func, name, args, kwargs)
-        payload = encode_call(name, args, kwargs, self.settings.max_payload)
-        check_round_trip(target.func, name, args, kwargs, payload)
+        payload = self._payload(target, name, args, kwargs)
         return NewJob(
             id=new_task_id(),
             function=name,
@@ -280,6 +284,27 @@ class Afterward:
                 refusal,
             )
         return reason
+
+    def _payload(
+        self, target: Target, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> str:
+        """The call's arguments as stored: plain JSON decoded by the function's annotations
+        when that gives them back exactly, else JSON that carries their types.
+
+        :raises TaskRefused: neither gives them back exactly (the first reason is kept).
+        """
+        limit = self.settings.max_payload
+        try:
+            payload = encode_call(name, args, kwargs, limit)
+            check_round_trip(target.func, name, args, kwargs, payload)
+            return payload
+        except ArgumentNotSerializable as plain:
+            try:
+                payload = encode_typed_call(name, args, kwargs, limit)
+                check_round_trip(target.func, name, args, kwargs, payload)
+            except ArgumentNotSerializable:
+                raise plain from None
+            return payload
 
     def stand_in(self, func: Callable[..., Any], site: CallSite, refusal: TaskRefused) -> NewJob:
         """The row that holds an in-memory call's place in its chain (see `in_memory`),

@@ -10,6 +10,7 @@ reaching the task changed.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +59,22 @@ def difference(given: Any, back: Any, path: str) -> str | None:
     (``"config['root'] is a PosixPath and would come back as a str"``), or None."""
     if type(given) is not type(back):
         return f"{path} is a {type(given).__name__} and would come back as a {type(back).__name__}"
+    if isinstance(given, list | tuple | dict | pydantic.BaseModel) or (
+        dataclasses.is_dataclass(given)
+    ):
+        return _inner_difference(given, back, path)
+    if isinstance(given, dt.datetime | dt.time) and type(given.tzinfo) is not type(back.tzinfo):
+        zone, zone_back = type(given.tzinfo).__name__, type(back.tzinfo).__name__
+        return f"{path} has a {zone} time zone and would come back with a {zone_back}"
+    if isinstance(given, set | frozenset):
+        if {(type(v), v) for v in given} != {(type(v), v) for v in back}:
+            return f"{path} would come back as {back!r}"
+        return None
+    return None if given == back else f"{path} would come back as {back!r}"
+
+
+def _inner_difference(given: Any, back: Any, path: str) -> str | None:
+    """`difference` for a container of the same type on both sides: item by item."""
     if isinstance(given, list | tuple):
         if len(given) != len(back):
             return f"{path} would come back with {len(back)} items instead of {len(given)}"
@@ -71,14 +88,8 @@ def difference(given: Any, back: Any, path: str) -> str | None:
         fields = {**given.__dict__, **(given.__pydantic_extra__ or {})}
         fields_back = {**back.__dict__, **(back.__pydantic_extra__ or {})}
         return difference(fields, fields_back, path)
-    if dataclasses.is_dataclass(given):
-        names = [f.name for f in dataclasses.fields(given)]
-        return _first(difference(getattr(given, n), getattr(back, n), f"{path}.{n}") for n in names)
-    if isinstance(given, set | frozenset):
-        if {(type(v), v) for v in given} != {(type(v), v) for v in back}:
-            return f"{path} would come back as {back!r}"
-        return None
-    return None if given == back else f"{path} would come back as {back!r}"
+    names = [f.name for f in dataclasses.fields(given)]
+    return _first(difference(getattr(given, n), getattr(back, n), f"{path}.{n}") for n in names)
 
 
 def _first(found: Any) -> str | None:

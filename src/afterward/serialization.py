@@ -20,6 +20,7 @@ import pydantic
 import pydantic_core
 
 from .errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
+from .typed_json import from_typed, to_typed
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
@@ -27,6 +28,7 @@ __all__ = [
     "decode_call",
     "decodes_unchanged",
     "encode_call",
+    "encode_typed_call",
 ]
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -55,13 +57,41 @@ def encode_call(
         }
         raw = _dump(body)
     except (pydantic_core.PydanticSerializationError, ValueError) as exc:
-        raise ArgumentNotSerializable(
-            f"cannot store the arguments of {func_name}: {exc}. Pass JSON-friendly values "
-            "(str, int, finite float, bool, None, lists, dicts, pydantic models, dataclasses, "
-            "datetime, UUID, Decimal, Enum, bytes, set, tuple), or an id the task can load. "
-            "A pydantic model holding binary bytes needs "
-            'model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64").'
-        ) from None
+        raise _not_serializable(func_name, exc) from None
+    return _within(raw, func_name, max_bytes)
+
+
+def encode_typed_call(
+    func_name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    max_bytes: int = DEFAULT_MAX_PAYLOAD,
+) -> str:
+    """Encode a call with every value's type written beside it (`typed_json`), for values
+    the function's annotations cannot bring back as they were."""
+    try:
+        body = {
+            "args": [to_typed(a) for a in args],
+            "kwargs": {k: to_typed(v) for k, v in kwargs.items()},
+            "typed": True,
+        }
+        raw = _dump(body)
+    except ValueError as exc:  # UnsupportedValue, or a float JSON has no form for
+        raise _not_serializable(func_name, exc) from None
+    return _within(raw, func_name, max_bytes)
+
+
+def _not_serializable(func_name: str, exc: Exception) -> ArgumentNotSerializable:
+    return ArgumentNotSerializable(
+        f"cannot store the arguments of {func_name}: {exc}. Pass JSON-friendly values "
+        "(str, int, finite float, bool, None, lists, dicts, pydantic models, dataclasses, "
+        "datetime, UUID, Decimal, Enum, Path, bytes, set, tuple), or an id the task can load. "
+        "A pydantic model holding binary bytes needs "
+        'model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64").'
+    )
+
+
+def _within(raw: bytes, func_name: str, max_bytes: int) -> str:
     if len(raw) > max_bytes:
         raise PayloadTooLarge(
             f"the arguments of {func_name} encode to {len(raw)} bytes, over the limit of "
@@ -133,6 +163,15 @@ def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict
     raw_kwargs = body.get("kwargs", {})
     if not isinstance(raw_kwargs, dict):
         raise ValueError("payload 'kwargs' is not an object")
+    if body.get("typed") is True:  # the types are in the payload (`encode_typed_call`)
+        return [from_typed(a) for a in raw_args], {k: from_typed(v) for k, v in raw_kwargs.items()}
+    return _validated(func, raw_args, raw_kwargs)
+
+
+def _validated(
+    func: Callable[..., Any], raw_args: list[Any], raw_kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Plain JSON arguments, each validated into its parameter's annotated type."""
     signature, adapters = _call_spec(func)
     if not raw_kwargs:
         fewest, most = _positional_counts(func)

@@ -170,6 +170,13 @@ def build(url: str, *, strict: bool = False) -> FastAPI:
         background_tasks.add_task(lambda: got("lambda", "ran"))
         return {"ok": "mock-and-lambda"}
 
+    _add_value_routes(app)
+    return app
+
+
+def _add_value_routes(app: FastAPI) -> None:
+    """Endpoints passing values, and chains mixing stored and in-memory calls."""
+
     @app.post("/rich-values")
     def rich_values(background_tasks: BackgroundTasks) -> dict[str, str]:
         background_tasks.add_task(configure, {"root": Path("/srv/app"), "retries": 3})
@@ -178,6 +185,14 @@ def build(url: str, *, strict: bool = False) -> FastAPI:
         background_tasks.add_task(untyped, POINT)
         background_tasks.add_task(untyped, UserEvent(kind="k", user_id=2))
         return {"ok": "rich-values"}
+
+    @app.post("/opaque-value")
+    def opaque_value(background_tasks: BackgroundTasks) -> dict[str, str]:
+        class Local:  # no module holds it: no form a worker could rebuild
+            pass
+
+        background_tasks.add_task(configure, {"handle": Local()})
+        return {"ok": "opaque-value"}
 
     @app.post("/typed-values")
     def typed_values(background_tasks: BackgroundTasks) -> dict[str, str]:
@@ -205,5 +220,3 @@ def build(url: str, *, strict: bool = False) -> FastAPI:
         background_tasks.add_task(failing_post)
         background_tasks.add_task(notify, "third", "never")
         return {"ok": "in-memory-fails"}
-
-    return app

@@ -142,32 +142,42 @@ def test_mocks_and_lambdas_run_in_memory_as_fastapi_runs_them(app: FastAPI) -> N
     assert [(r.function, r.state) for r in rows(app)] == [(STAND_IN, JobState.SUCCEEDED)] * 2
 
 
-def test_values_json_would_change_run_in_memory_unchanged(
-    app: FastAPI, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_values_plain_json_would_change_are_stored_with_their_types(app: FastAPI) -> None:
     # Given an endpoint passing a Path inside dict[str, Any], a SerializeAsAny subclass,
     # and a UUID, a dataclass and a model to an unannotated parameter
-    with caplog.at_level(logging.WARNING, logger="afterward"), TestClient(app) as client:
-        # When it is called twice
+    with TestClient(app) as client:
+        # When it is called
         assert client.post("/rich-values").status_code == 200
-        assert client.post("/rich-values").status_code == 200
-        del shapes.RECEIVED[5:]
-    # Then every task got the very types it was given, none silently changed
+    # Then every task was stored (no stand-in), ran, and got the very types it was given
+    stored = rows(app)
+    assert STAND_IN not in [r.function for r in stored]
+    assert [r.state for r in stored] == [JobState.SUCCEEDED] * 5
     by_label = [label for label, _ in shapes.RECEIVED]
     assert by_label == ["configure", "handle", "untyped", "untyped", "untyped"]
     config, envelope, uid, point, model = (value for _, value in shapes.RECEIVED)
     assert same(config, {"root": Path("/srv/app"), "retries": 3})
     assert type(envelope.event) is shapes.UserEvent and envelope.event.user_id == 1
-    assert type(uid) is uuid.UUID and same(point, shapes.POINT)
-    assert type(model) is shapes.UserEvent
-    # And each call site that was not durable was logged once, with file:line and why
+    assert type(uid) is uuid.UUID and uid == shapes.UID
+    assert same(point, shapes.POINT)
+    assert type(model) is shapes.UserEvent and model.user_id == 2
+
+
+def test_a_value_no_worker_could_rebuild_runs_in_memory_logged_once_per_site(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an endpoint passing an instance of a class defined inside a function
+    with caplog.at_level(logging.WARNING, logger="afterward"), TestClient(app) as client:
+        # When it is called twice
+        assert client.post("/opaque-value").status_code == 200
+        assert client.post("/opaque-value").status_code == 200
+    # Then the task got that very object, in memory, both times
+    assert [type(v["handle"]).__name__ for _, v in shapes.RECEIVED] == ["Local", "Local"]
+    assert [r.function for r in rows(app)] == [STAND_IN, STAND_IN]
+    # And the call site was logged once, with file:line, why, and how to make it durable
     lines = [r.getMessage() for r in caplog.records if "not durable" in r.getMessage()]
-    assert any(re.search(r"shapes_app\.py:\d+: add_task\(.*configure\)", m) for m in lines)
-    assert any("config['root'] is a PosixPath and would come back as a str" in m for m in lines)
-    assert any(
-        "envelope['event'] is a UserEvent and would come back as a Event" in m for m in lines
-    )
-    assert len(lines) == 5  # once per call site, not per call
+    assert len(lines) == 1
+    assert re.search(r"shapes_app\.py:\d+: add_task\(.*configure\)", lines[0])
+    assert "Local" in lines[0] and "JSON-friendly" in lines[0]
 
 
 def test_order_holds_across_stored_and_in_memory_tasks(app: FastAPI) -> None:
@@ -201,7 +211,7 @@ def test_a_failing_in_memory_task_holds_back_the_rest_of_its_chain(app: FastAPI)
     [
         ("/bound-method", "no module holds by name"),
         ("/mock-and-lambda", "MagicMock"),
-        ("/rich-values", "would come back as a str"),
+        ("/opaque-value", "Local"),
     ],
 )
 def test_strict_mode_refuses_inside_the_request_naming_the_call_site(
