@@ -54,7 +54,7 @@ def target_of(func: Callable[..., Any], scope: Mapping[str, Any] | None = None) 
         return Target(_function_name(func), func)
     kind = type(func).__name__
     raise FunctionNotImportable(
-        f"add_task() was given a {kind} ({_short_repr(func)}), not a function: a worker can "
+        f"add_task() was given a {kind}, not a function: a worker can "
         "only find a function, a method of a module-level object, or a functools.partial of "
         "one by name. Define a function at the top of a module and pass it."
     )
@@ -92,7 +92,8 @@ def _method_name(method: Any, scope: Mapping[str, Any] | None) -> str:
             if held and _walk(sys.modules.get(module or ""), f"{var}.{name}") == method:
                 return f"{module}:{var}.{name}"
     raise FunctionNotImportable(
-        f"add_task() cannot store {_short_repr(method)}: it is a method of an object that "
+        f"add_task() cannot store {type(owner).__qualname__}.{name}: it is a method of an "
+        "object that "
         "no module holds by name (one made per request, such as a service holding a "
         "database session), so a worker could not find that object again. Make it durable "
         "with a module-level function that takes what the method needs as arguments, or a "
@@ -149,11 +150,3 @@ def _walk(module: ModuleType | None, path: str) -> Any:
 
 def _is_dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
-
-
-def _short_repr(value: Any, limit: int = 80) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real problem
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -56,7 +56,8 @@ def check_round_trip(
 
 def difference(given: Any, back: Any, path: str) -> str | None:
     """Where `back` differs from `given` in type or value, said for a person
-    (``"config['root'] is a PosixPath and would come back as a str"``), or None."""
+    (``"config['root'] is a PosixPath and would come back as a str"``), or None. Values
+    themselves are never quoted: they may be secrets, and the reason is logged and stored."""
     if type(given) is not type(back):
         return f"{path} is a {type(given).__name__} and would come back as a {type(back).__name__}"
     if isinstance(given, list | tuple | dict | pydantic.BaseModel) or (
@@ -68,9 +69,9 @@ def difference(given: Any, back: Any, path: str) -> str | None:
         return f"{path} has a {zone} time zone and would come back with a {zone_back}"
     if isinstance(given, set | frozenset):
         if {(type(v), v) for v in given} != {(type(v), v) for v in back}:
-            return f"{path} would come back as {back!r}"
+            return f"{path} would come back with other items"
         return None
-    return None if given == back else f"{path} would come back as {back!r}"
+    return None if given == back else f"{path} would come back as a different value"
 
 
 def _inner_difference(given: Any, back: Any, path: str) -> str | None:
@@ -82,7 +83,7 @@ def _inner_difference(given: Any, back: Any, path: str) -> str | None:
         return _first(difference(g, b, f"{path}[{i}]") for i, (g, b) in pairs)
     if isinstance(given, dict):
         if list(given) != list(back):
-            return f"the keys of {path} would come back as {list(back)!r}"
+            return f"the keys of {path} would come back different (JSON keys are strings)"
         return _first(difference(v, back[k], f"{path}[{k!r}]") for k, v in given.items())
     if isinstance(given, pydantic.BaseModel):
         fields = {**given.__dict__, **(given.__pydantic_extra__ or {})}

@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from afterward import Afterward, Job, JobState, TaskRefused
+from afterward.in_memory import CallSite
 from afterward.stores import JobFilter
+from afterward.testing import drain
 
 from . import shapes_app as shapes
 
@@ -233,3 +235,31 @@ def test_strict_mode_refuses_inside_the_request_naming_the_call_site(
         assert shapes.RECEIVED == []
     finally:
         asyncio.run(Afterward.of(app).aclose())
+
+
+async def test_a_lost_in_memory_call_holds_its_chain_until_retried(store_url: str) -> None:
+    # Given a chain stored as a web process would store it (a task, the stand-in of an
+    # in-memory call, a task) whose process died before running it: nobody holds it
+    afterward = Afterward(url=store_url, execution="workers")
+    shapes.RECEIVED.clear()
+    try:
+        first = afterward.prepare(shapes.notify, ("first", "durable"), {})
+        refusal = TaskRefused("a lambda")
+        stand_in = afterward.stand_in(shapes.got, CallSite("app.py", 7), refusal)
+        third = afterward.prepare(shapes.notify, ("third", "durable"), {})
+        ids = await afterward.enqueue_chain([first, stand_in, third], reserve=False)
+        # When a worker runs what is due
+        assert await drain(afterward, raise_on_failure=False) == [ids[1]]
+        # Then the first ran, the stand-in failed as lost, and the third waits behind it
+        lost = await afterward.get(ids[1])
+        assert lost.state is JobState.FAILED and "lost with the process" in (lost.last_error or "")
+        assert (await afterward.get(ids[2])).state is JobState.WAITING
+        assert [v for _, v in shapes.RECEIVED] == [("first", "durable")]
+        # When an operator retries the stand-in
+        await afterward.store.retry(ids[1], now=afterward.runner.clock())
+        assert await drain(afterward) == []
+        # Then the chain goes on without the lost call
+        assert [(await afterward.get(i)).state for i in ids] == [JobState.SUCCEEDED] * 3
+        assert [v for _, v in shapes.RECEIVED] == [("first", "durable"), ("third", "durable")]
+    finally:
+        await afterward.aclose()
