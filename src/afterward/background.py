@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, ParamSpec
 
+from ._faultpoints import reach
 from .app import Afterward
 from .errors import TaskRefused
 from .in_memory import CallSite, InMemoryCall
@@ -49,6 +51,17 @@ class RequestTasks:
         :raises TaskRefused: in strict mode, the call cannot be stored (the message names
             the call site and says what to change).
         """
+        return self.add_call(func, args, kwargs, sys._getframe(1))
+
+    def add_call(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        caller: FrameType,
+    ) -> TaskRef:
+        """`add_task` for a wrapper that adds a call on its caller's behalf: the call is
+        checked against, and refusals name, `caller` (the frame that called the wrapper)."""
         if self._closed:
             # In the code after a dependency's `yield`: on the FastAPI releases where that
             # code runs after the response, FastAPI's own list would never run it either.
@@ -57,7 +70,6 @@ class RequestTasks:
                 "tasks were committed (in the code after `yield` of a dependency?): it could "
                 "not be stored. Add tasks before the response is sent."
             )
-        caller = sys._getframe(1)
         try:
             task = self.afterward.prepare(func, args, kwargs, caller.f_globals)
         except TaskRefused as refusal:
@@ -89,6 +101,27 @@ class RequestTasks:
         self._closed = True
         self.pending = []
         self.in_memory = {}
+
+    async def settle(self, *, endpoint_raised: bool) -> list[str]:
+        """Called once the endpoint is done, before the response starts: `discard` if it
+        raised, else `commit`. Returns the ids this process must run after the response
+        (`run_after_response`): none when workers run the chain."""
+        if endpoint_raised:
+            self.discard()
+            return []
+        reach("before_commit")
+        ids = await self.commit()
+        reach("after_commit")
+        return ids if self.reserve else []
+
+    async def run_after_response(self, ids: Sequence[str]) -> None:
+        """Run the chain `settle` returned, in this process, after the response. A task's
+        error is raised here only with `Settings.raise_task_errors` (as FastAPI raises a
+        failed background task's error)."""
+        reach("after_response")
+        error = await self.afterward.run_chain(ids, self.in_memory)
+        if error is not None and self.afterward.settings.raise_task_errors:
+            raise error
 
 
 def _strict(refusal: TaskRefused, site: CallSite) -> TaskRefused:

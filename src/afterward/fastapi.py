@@ -18,10 +18,8 @@ import fastapi
 from fastapi import Depends, Request
 
 from ._fastapi_compat import endpoint_exit_stack, install_endpoint_stack
-from ._faultpoints import reach
 from .app import Afterward
 from .background import RequestTasks, TaskRef
-from .in_memory import InMemoryCall
 
 __all__ = ["Afterward", "BackgroundTasks", "RequestTasks", "TaskRef"]
 
@@ -43,27 +41,13 @@ async def request_tasks(request: Request, after_response: fastapi.BackgroundTask
     async def commit(
         exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        if exc_type is None:
-            reach("before_commit")
-            ids = await tasks.commit()
-            reach("after_commit")
-            if ids and tasks.reserve:
-                after_response.add_task(_run_after_response, afterward, ids, tasks.in_memory)
-        else:
-            tasks.discard()
+        ids = await tasks.settle(endpoint_raised=exc_type is not None)
+        if ids:
+            after_response.add_task(tasks.run_after_response, ids)
         return False
 
     stack.push_async_exit(commit)
     return tasks
-
-
-async def _run_after_response(
-    afterward: Afterward, ids: list[str], in_memory: dict[str, InMemoryCall]
-) -> None:
-    reach("after_response")
-    error = await afterward.run_chain(ids, in_memory)
-    if error is not None and afterward.settings.raise_task_errors:
-        raise error
 
 
 BackgroundTasks: TypeAlias = Annotated[RequestTasks, Depends(request_tasks)]
