@@ -90,6 +90,8 @@ class Runner:
         """Per event loop (a web process's runner serves two), the batched store calls."""
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
+        self._unclaimed: dict[str, float] = {}
+        """Reserved tasks whose chain has not started yet, with when they were reserved."""
         self._retire_when_stuck = retire_when_stuck
 
     # -- running one task -------------------------------------------------------------
@@ -308,9 +310,12 @@ class Runner:
     # -- a request's chain, in the web process -----------------------------------------
 
     def reserve(self, ids: Sequence[str]) -> None:
-        """Note tasks reserved for this worker at enqueue, so their leases are renewed."""
+        """Note tasks reserved for this worker at enqueue, so their leases are renewed
+        until `run_chain` claims them (or, if it never does, for one lease)."""
+        reserved_at = time.monotonic()
         for job_id in ids:
             self.held.setdefault(job_id, 0)
+            self._unclaimed[job_id] = reserved_at
 
     async def run_chain(
         self, ids: Sequence[str], in_memory: Mapping[str, InMemoryCall]
@@ -321,6 +326,8 @@ class Runner:
 
         What is left is handed back, for this process's or any worker's runner to take.
         """
+        for job_id in ids:
+            self._unclaimed.pop(job_id, None)
         errors: list[BaseException] = []
         done = 0
         steps = self._batches_here().chain_steps
@@ -418,7 +425,13 @@ class Runner:
             await first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
 
     async def renew_leases(self) -> None:
-        """Extend every lease and reservation this runner holds; forget the ones lost."""
+        """Extend every lease and reservation this runner holds; forget the ones lost.
+
+        A reservation no chain claimed within a lease (its response's background never
+        ran: the client went away mid-stream) is handed to the queue instead, so that
+        any worker runs it.
+        """
+        await self._release_unclaimed()
         held = list(self.held)
         if not held:
             return
@@ -428,6 +441,22 @@ class Runner:
         for job_id in set(held) - kept - self._reporting:
             if self.held.pop(job_id, None):
                 log.warning("task %s: lease lost; another worker may run it", job_id)
+
+    async def _release_unclaimed(self) -> None:
+        cutoff = time.monotonic() - self.settings.lease
+        stale = [job_id for job_id, at in self._unclaimed.items() if at < cutoff]
+        if not stale:
+            return
+        await self.store.release(self.worker_id, stale, now=self.clock())
+        for job_id in stale:
+            self._unclaimed.pop(job_id, None)
+            self.held.pop(job_id, None)
+        log.warning(
+            "%d reserved task(s) were never started by their request (was its response "
+            "cut short?); handed to the queue: %s",
+            len(stale),
+            ", ".join(stale[:5]),
+        )
 
     async def recover(self) -> int:
         """Take back tasks whose lease expired or whose holder's process is gone."""
