@@ -21,8 +21,8 @@ P = ParamSpec("P")
 
 @dataclass(frozen=True)
 class TaskRef:
-    """The id a task will have once its request's tasks are committed (empty for a task
-    added after the commit, which runs in memory with no row)."""
+    """The id a task will have once its request's tasks are committed (for a call kept
+    in memory, the id of the stand-in row that holds its place)."""
 
     id: str
 
