@@ -23,7 +23,7 @@ from .errors import (
     FunctionNotImportable,
     TaskRefused,
 )
-from .in_memory import CallSite, InMemoryCall, stand_in
+from .in_memory import CallSite, InMemoryCall, record_not_durable, stand_in
 from .jobs import Job, NewJob
 from .naming import Target
 from .retry import RetryPolicy
@@ -273,6 +273,7 @@ class Afterward:
         """Note that the call at `site` runs in memory (logged once per site, kept in
         `not_durable`); return the reason, as short as a stand-in row keeps it."""
         reason = _first_sentence(str(refusal))
+        record_not_durable(site, reason)  # for every instance: afterward.testing, pytest
         if site not in self.not_durable:
             self.not_durable[site] = reason
             log.warning(

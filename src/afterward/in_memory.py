@@ -18,7 +18,15 @@ from typing import Any
 
 from .errors import AfterwardError
 
-__all__ = ["CallSite", "InMemoryCall", "InMemoryTaskLost", "stand_in", "stand_in_for"]
+__all__ = [
+    "CallSite",
+    "InMemoryCall",
+    "InMemoryTaskLost",
+    "not_durable_sites",
+    "record_not_durable",
+    "stand_in",
+    "stand_in_for",
+]
 
 log = logging.getLogger("afterward")
 
@@ -40,6 +48,22 @@ class CallSite:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
+
+
+_NOT_DURABLE: dict[CallSite, str] = {}
+"""Every call site seen in this process, by any `Afterward`, whose calls ran in memory."""
+
+
+def record_not_durable(site: CallSite, reason: str) -> None:
+    """Record, for the whole process, that calls made at `site` ran in memory (the first
+    reason given is kept)."""
+    _NOT_DURABLE.setdefault(site, reason)
+
+
+def not_durable_sites() -> dict[CallSite, str]:
+    """The call sites `record_not_durable` was given in this process, and why, in the
+    order first seen."""
+    return dict(_NOT_DURABLE)
 
 
 @dataclass(frozen=True, slots=True)
