@@ -32,6 +32,12 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
     first = Fleet(url, folder, ledger, WORKERS, args)
     started = time.monotonic()
     while asyncio.run(states(url)).get(JobState.RUNNING, 0) < total:
+        if asyncio.run(states(url)).get(JobState.SUCCEEDED, 0) or time.monotonic() > started + 60:
+            first.stop(grace=GRACE)
+            raise RuntimeError(
+                "the workers never held every task at once before some finished: the "
+                "machine is too busy for this experiment (run it again on a quiet machine)"
+            )
         time.sleep(0.05)
     codes = first.stop(grace=GRACE)
     stop_seconds = time.monotonic() - started
