@@ -16,6 +16,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, NamedTuple, ParamSpec
 
+from .calls.in_memory import CallSite, InMemoryCall, record_not_durable, stand_in
+from .calls.naming import Target
+from .calls.roundtrip import check_round_trip
+from .calls.serialization import check_arguments, encode_call, encode_typed_call
 from .config import Execution, Settings
 from .errors import (
     ArgumentNotSerializable,
@@ -23,12 +27,8 @@ from .errors import (
     FunctionNotImportable,
     TaskRefused,
 )
-from .in_memory import CallSite, InMemoryCall, record_not_durable, stand_in
 from .jobs import Job, NewJob
-from .naming import Target
 from .retry import RetryPolicy
-from .roundtrip import check_round_trip
-from .serialization import check_arguments, encode_call, encode_typed_call
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
 from .tasks import TaskRegistry, options_of

@@ -10,8 +10,8 @@ from typing import Any, ParamSpec
 
 from ._faultpoints import reach
 from .app import Afterward
+from .calls.in_memory import CallSite, InMemoryCall
 from .errors import TaskRefused
-from .in_memory import CallSite, InMemoryCall
 from .jobs import NewJob
 
 __all__ = ["RequestTasks", "TaskRef"]

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
+from .calls.serialization import DEFAULT_MAX_PAYLOAD
 from .errors import ConfigurationError
 from .retry import RetryPolicy
-from .serialization import DEFAULT_MAX_PAYLOAD
 
 __all__ = [
     "DEFAULT_CONCURRENCY",

@@ -6,7 +6,7 @@ its tasks are committed to the store as one chain; if the endpoint raised, nothi
 stored. In ``in_app`` mode the chain then runs in
 this process right after the response, like FastAPI's own background tasks (so `TestClient`
 returns once they are done); so does a chain holding a call that could not be stored (see
-`afterward.in_memory`), in either mode.
+`afterward.calls.in_memory`), in either mode.
 """
 
 from __future__ import annotations

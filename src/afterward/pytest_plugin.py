@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from .in_memory import CallSite, not_durable_sites
+from .calls.in_memory import CallSite, not_durable_sites
 
 __all__ = [
     "pytest_addoption",

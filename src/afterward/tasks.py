@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar, Unpack, cast, overload
 
+from .calls.naming import Target, find, target_of
 from .errors import UnknownFunction
-from .naming import Target, find, target_of
 
 __all__ = ["TaskOptions", "TaskRegistry", "task"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 
 from .app import Afterward
+from .calls.in_memory import CallSite, not_durable_sites
 from .errors import TaskFailed
-from .in_memory import CallSite, not_durable_sites
 
 __all__ = ["drain", "drain_blocking", "not_durable_calls"]
 

@@ -21,13 +21,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from afterward import Afterward, Job, JobState, TaskRefused
-from afterward.in_memory import CallSite
+from afterward.calls.in_memory import CallSite
 from afterward.stores import JobFilter
 from afterward.testing import drain
 
 from . import shapes_app as shapes
 
-STAND_IN = "afterward.in_memory:stand_in"
+STAND_IN = "afterward.calls.in_memory:stand_in"
 
 
 @pytest.fixture

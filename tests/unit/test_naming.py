@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from afterward.calls.naming import find, target_of
 from afterward.errors import FunctionNotImportable, UnknownFunction
-from afterward.naming import find, target_of
 
 
 def send(to: str, subject: str = "") -> str:

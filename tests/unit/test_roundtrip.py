@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from afterward import Afterward
+from afterward.calls.roundtrip import check_round_trip
+from afterward.calls.serialization import decode_call, decodes_unchanged, encode_call
 from afterward.errors import ArgumentNotExact
-from afterward.roundtrip import check_round_trip
-from afterward.serialization import decode_call, decodes_unchanged, encode_call
 
 
 def write_notification(email: str, message: str = "") -> None: ...

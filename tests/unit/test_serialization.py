@@ -15,8 +15,13 @@ from typing import Any
 import pydantic
 import pytest
 
+from afterward.calls.serialization import (
+    DEFAULT_MAX_PAYLOAD,
+    check_arguments,
+    decode_call,
+    encode_call,
+)
 from afterward.errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
-from afterward.serialization import DEFAULT_MAX_PAYLOAD, check_arguments, decode_call, encode_call
 
 
 class User(pydantic.BaseModel):

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pydantic
 import pytest
 
-from afterward.roundtrip import difference
-from afterward.typed_json import TAG, UnsupportedValue, find_class, from_typed, to_typed
+from afterward.calls.roundtrip import difference
+from afterward.calls.typed_json import TAG, UnsupportedValue, find_class, from_typed, to_typed
 
 
 class Colour(enum.Enum):

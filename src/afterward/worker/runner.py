@@ -26,12 +26,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import replace
 from typing import Any
 
+from ..calls.in_memory import InMemoryCall, stand_in, stand_in_for
+from ..calls.serialization import decode_call
 from ..config import Settings
 from ..errors import AfterwardError, TimeLimitExceeded
-from ..in_memory import InMemoryCall, stand_in, stand_in_for
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
-from ..serialization import decode_call
 from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
 from .clock import StoreClock

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .errors import FunctionNotImportable, UnknownFunction
+from ..errors import FunctionNotImportable, UnknownFunction
 
 __all__ = ["Target", "find", "target_of"]
 

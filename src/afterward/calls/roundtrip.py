@@ -17,7 +17,7 @@ from typing import Any
 
 import pydantic
 
-from .errors import ArgumentNotExact
+from ..errors import ArgumentNotExact
 from .serialization import decode_call, decodes_unchanged
 
 __all__ = ["check_round_trip", "difference"]

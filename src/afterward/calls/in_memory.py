@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from .errors import AfterwardError
+from ..errors import AfterwardError
 
 __all__ = [
     "CallSite",

@@ -19,7 +19,7 @@ from typing import Any, get_type_hints
 import pydantic
 import pydantic_core
 
-from .errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
+from ..errors import ArgumentNotSerializable, PayloadTooLarge, TaskRefused
 from .typed_json import from_typed, to_typed
 
 __all__ = [
