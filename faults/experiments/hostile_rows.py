@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from afterward import Afterward, AfterwardError, Job, JobState
-from afterward.app import new_task_id
+from afterward.calls.preparer import new_task_id
 from afterward.jobs import NewJob
 
 from ..app import AUDIT_ENV
@@ -84,7 +84,7 @@ FOREIGN = [
     "faults.app:__builtins__",
     "faults:app",
     "faults.app:work.__globals__",
-    "afterward.app:new_task_id",
+    "afterward.calls.preparer:new_task_id",
     "afterward.testing:drain",
     ":",
     "",

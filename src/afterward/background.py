@@ -76,7 +76,7 @@ class RequestTasks:
             site = CallSite.of(caller)
             if self.afterward.settings.strict:
                 raise _strict(refusal, site) from None
-            task = self.afterward.stand_in(func, site, refusal)
+            task = self.afterward.calls.stand_in(func, site, refusal)
             self.in_memory[task.id] = InMemoryCall(func, args, kwargs)
         self.pending.append(task)
         return TaskRef(task.id)

@@ -245,7 +245,7 @@ async def test_a_lost_in_memory_call_holds_its_chain_until_retried(store_url: st
     try:
         first = afterward.prepare(shapes.notify, ("first", "durable"), {})
         refusal = TaskRefused("a lambda")
-        stand_in = afterward.stand_in(shapes.got, CallSite("app.py", 7), refusal)
+        stand_in = afterward.calls.stand_in(shapes.got, CallSite("app.py", 7), refusal)
         third = afterward.prepare(shapes.notify, ("third", "durable"), {})
         ids = await afterward.enqueue_chain([first, stand_in, third], reserve=False)
         # When a worker runs what is due

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from afterward import Afterward, JobState, RetryPolicy, TaskFailed
-from afterward.app import new_task_id
+from afterward.calls.preparer import new_task_id
 from afterward.jobs import NewJob
 from afterward.testing import drain
 from afterward.worker import slots
