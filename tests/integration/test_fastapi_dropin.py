@@ -6,6 +6,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import httpx2 as httpx
 import pytest
@@ -231,3 +233,38 @@ def test_raise_task_errors_raises_a_failed_task_through_the_client(
     # When it is called, Then the task's own error reaches the test, as with FastAPI
     with pytest.raises(TypeError, match="colour"):
         client.post("/wrong-arguments")
+
+
+def test_a_test_that_patches_fastapis_add_task_still_sees_the_apps_calls(
+    make_client: MakeClient, workdir: Path
+) -> None:
+    # Given an app's test that patches FastAPI's add_task, as apps' suites do to assert
+    # what an endpoint adds (the app now uses afterward's BackgroundTasks)
+    client = make_client(apps.tutorial001())
+    with patch("fastapi.BackgroundTasks.add_task") as add_task:
+        # When the endpoint runs
+        assert client.post("/send-notification/foo@example.com").status_code == 200
+    # Then the patch saw the app's call, as with FastAPI's class, and nothing was stored
+    add_task.assert_called_once_with(
+        apps.write_notification, "foo@example.com", message="some notification"
+    )
+    assert stored(client.app) == []
+
+
+def test_a_patch_that_runs_the_task_at_once_does_not_swallow_the_others(
+    make_client: MakeClient, workdir: Path
+) -> None:
+    # Given a fixture whose patched add_task runs the function at once (as some apps' do)
+    client = make_client(apps.tutorial002())
+
+    def run_now(func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        func(*args, **kwargs)
+
+    with patch("fastapi.BackgroundTasks.add_task", side_effect=run_now):
+        # When a request adds its tasks
+        assert client.post("/send-notification/a@example.com?q=x").status_code == 200
+    # Then they ran at once, in order, as with FastAPI's class under the same patch
+    assert (workdir / "log.txt").read_text() == "found query: x\nmessage to a@example.com\n"
+    # And once the patch is gone, tasks are stored and run after the response again
+    client.post("/send-notification/b@example.com")
+    assert stored(client.app) == [JobState.SUCCEEDED]
