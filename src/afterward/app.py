@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import sys
 import threading
 import time
@@ -189,8 +188,7 @@ class Afterward:
         if len(tasks) > 1:
             chain_id = tasks[0].id
             tasks = [
-                dataclasses.replace(t, chain_id=chain_id, prev_id=tasks[i - 1].id if i else None)
-                for i, t in enumerate(tasks)
+                t.linked(chain_id, tasks[i - 1].id if i else None) for i, t in enumerate(tasks)
             ]
         return await self._store_jobs(list(tasks), reserve=reserve)
 

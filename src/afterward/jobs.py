@@ -116,6 +116,23 @@ class NewJob:
         if self.run_at is not None and math.isnan(self.run_at):
             raise ValueError(f"task {self.id}: run_at is NaN; give a time or None")
 
+    def linked(self, chain_id: str, prev_id: str | None) -> NewJob:
+        """This task as a link of chain `chain_id`, behind `prev_id` (a new value; written
+        out rather than `dataclasses.replace`, which costs three times as much)."""
+        return NewJob(
+            id=self.id,
+            function=self.function,
+            payload=self.payload,
+            queue=self.queue,
+            priority=self.priority,
+            run_at=self.run_at,
+            max_attempts=self.max_attempts,
+            options=self.options,
+            chain_id=chain_id,
+            prev_id=prev_id,
+            unique_key=self.unique_key,
+        )
+
     def start(self, now: float) -> tuple[JobState, float]:
         """The state it is stored in and its due time: waiting behind its chain,
         scheduled for later, or queued (`enqueue.lua` applies the same rule on Redis)."""

@@ -8,7 +8,6 @@ Decimals, Enums, bytes, sets, tuples…). Unannotated parameters get plain JSON 
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -37,7 +36,7 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 _BYTES_CONFIG = pydantic.ConfigDict(val_json_bytes="base64", ser_json_bytes="base64")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 """Made once: `json.dumps` with options builds an encoder on every call."""
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_JSON_SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 """Types `json.dumps` writes as they are: no conversion needed."""
 
 
@@ -210,7 +209,7 @@ class _Adapter:
 
     def __init__(self, tp: Any) -> None:
         self._wrapped = False
-        self._exact = tp if tp in (str, int, float, bool) else None
+        self.exact = tp if tp in (str, int, float, bool) else None
         """A plain JSON type: a value the JSON decoder already made of it is kept as it is."""
         if isinstance(tp, type) and issubclass(tp, pydantic.BaseModel):
             self._adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(tp)
@@ -225,8 +224,8 @@ class _Adapter:
         """Whether `validate` returns `value` itself: a JSON scalar of the annotated type,
         or an int for a float parameter (ints are floats in annotations, PEP 484)."""
         kind = type(value)
-        return self._exact is not None and (
-            kind is self._exact or (kind is int and self._exact is float)
+        return self.exact is not None and (
+            kind is self.exact or (kind is int and self.exact is float)
         )
 
     def validate(self, value: Any) -> Any:
@@ -244,19 +243,46 @@ def decodes_unchanged(
     decoding them: every value is a JSON scalar (str, int, float, bool, None) that its
     parameter keeps (unannotated, or annotated with that very type)."""
     try:
-        signature, adapters = _call_spec(func)
-        names = _positional_names(func)
+        positional, named = _scalars_kept(func)
     except (TypeError, ValueError):
         return False
-    if len(args) > len(names) or not all(k in signature.parameters for k in kwargs):
-        return False  # *args or **kwargs take part: left to decoding
-    for name, value in itertools.chain(zip(names, args, strict=False), kwargs.items()):
-        if type(value) not in _JSON_SCALARS:
+    if len(args) > len(positional):
+        return False  # *args take part: left to decoding
+    for kept, value in zip(positional, args, strict=False):
+        if type(value) not in kept:
             return False
+    # A name no parameter has goes to **kwargs: left to decoding, as is a value its
+    # parameter would convert. (`all` is only asked when there are keywords: making its
+    # generator costs more than the positional check.)
+    return not kwargs or all(type(v) in named.get(k, _NONE_KEPT) for k, v in kwargs.items())
+
+
+_NONE_KEPT: frozenset[type] = frozenset()
+
+
+@lru_cache(maxsize=1024)
+def _scalars_kept(
+    func: Callable[..., Any],
+) -> tuple[tuple[frozenset[type], ...], dict[str, frozenset[type]]]:
+    """Per parameter of `func` (positional ones in order, and every named one), the JSON
+    scalar types a value may have to come back unchanged without decoding."""
+    signature, adapters = _call_spec(func)
+
+    def kept(name: str) -> frozenset[type]:
         adapter = adapters.get(name)
-        if adapter is not None and not adapter.keeps(value):
-            return False
-    return True
+        if adapter is None:
+            return _JSON_SCALARS
+        exact = adapter.exact
+        if exact is None:
+            return _NONE_KEPT
+        return frozenset({int, float}) if exact is float else frozenset({exact})
+
+    named = {
+        name: kept(name)
+        for name, p in signature.parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+    return tuple(named[name] for name in _positional_names(func)), named
 
 
 @lru_cache(maxsize=1024)

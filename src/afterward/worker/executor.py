@@ -10,6 +10,7 @@ import inspect
 import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from types import FunctionType
 from typing import Any
 
 from ..errors import TimeLimitExceeded
@@ -93,6 +94,8 @@ class Executor:
 def is_async_callable(func: Any) -> bool:
     """Whether calling `func` gives a coroutine: an `async def` function, method or
     partial of one, or an object whose `__call__` is one (an `AsyncMock`, for one)."""
+    if type(func) is FunctionType:  # the common case, decided at once
+        return inspect.iscoroutinefunction(func)
     while isinstance(func, functools.partial):
         func = func.func
     call = type(func).__call__ if not inspect.isroutine(func) else None
