@@ -59,3 +59,20 @@ def test_prepare_stores_such_a_value_with_its_type(tmp_path: Path) -> None:
     # And a plain call keeps the plain payload
     plain = afterward.prepare(write_notification, ("ada@example.com",), {})
     assert "typed" not in json.loads(plain.payload)
+
+
+def test_task_ids_do_not_draw_from_the_applications_random(tmp_path: Path) -> None:
+    # Given an app (or its tests) that seeded the global random
+    import random
+
+    afterward = Afterward(url=f"sqlite:///{tmp_path / 'a.db'}")
+    random.seed(7)
+    expected = [random.random() for _ in range(3)]
+    random.seed(7)
+    # When tasks are prepared between its draws
+    drawn = []
+    for _ in range(3):
+        afterward.prepare(write_notification, ("ada@example.com",), {})
+        drawn.append(random.random())
+    # Then its sequence is the one it would have drawn without afterward
+    assert drawn == expected
