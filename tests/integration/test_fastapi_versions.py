@@ -13,7 +13,6 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from afterward import Afterward, ConfigurationError, JobState
 from afterward._fastapi_compat import (
@@ -25,30 +24,12 @@ from afterward.fastapi import BackgroundTasks
 from afterward.stores import JobFilter
 
 from . import apps
+from .first_byte import FirstByteProbe
 
 MakeClient = Callable[..., TestClient]
 
 first_bytes: list[list[JobState]] = []
 """The store's task states each time a response started (`FirstByteProbe` appends)."""
-
-
-class FirstByteProbe:
-    """ASGI middleware that reads the app's store when ``http.response.start`` goes out,
-    before passing it on: what is stored then is stored before the first byte."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_after_reading_the_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                afterward = Afterward.of(scope["app"], scope.get("state"))
-                await afterward.open()
-                jobs = await afterward.store.list(JobFilter())
-                first_bytes.append([job.state for job in reversed(jobs)])
-            await send(message)
-
-        await self.app(scope, receive, send_after_reading_the_store)
 
 
 def plain(background_tasks: BackgroundTasks) -> str:
@@ -66,7 +47,7 @@ def probed_app() -> FastAPI:
     endpoint itself, in that order; ``?fail=http`` or ``?fail=crash`` makes it raise after
     adding its task."""
     app = FastAPI()
-    app.add_middleware(FirstByteProbe)
+    app.add_middleware(FirstByteProbe, on_start=first_bytes.append)
 
     @app.post("/work")
     def work(
@@ -141,7 +122,7 @@ def test_code_after_yield_that_runs_before_the_response_stores_its_task(
     # Given FastAPI 0.106 to 0.117, where the code after a dependency's `yield` runs before
     # the response, and a dependency that adds a task there
     app = apps.yield_dependency(add_after_yield=True)
-    app.add_middleware(FirstByteProbe)
+    app.add_middleware(FirstByteProbe, on_start=first_bytes.append)
     client = make_client(app)
     # When the request runs
     assert client.post("/work").status_code == 200

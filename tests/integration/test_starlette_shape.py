@@ -23,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import afterward.starlette
 from afterward import Afterward, ConfigurationError, FunctionNotImportable, JobState
 from afterward.starlette import BackgroundTask, BackgroundTasks
 from afterward.stores import JobFilter, store_from_url
+
+from .first_byte import FirstByteProbe
 
 EVENTS: list[tuple[Any, ...]] = []
 """What the tasks did and when the response went out, in order."""
@@ -123,25 +124,12 @@ ROUTES = [
 ]
 
 
-class FirstByteProbe:
-    """ASGI middleware: reads the store when ``http.response.start`` goes out (what is
-    stored then is stored before the first byte), and notes when the body is sent."""
+def _first_byte(states: list[JobState]) -> None:
+    EVENTS.append(("first byte", states))
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def probe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                afterward = Afterward.of(scope["app"], scope.get("state"))
-                await afterward.open()
-                jobs = await afterward.store.list(JobFilter())
-                EVENTS.append(("first byte", [job.state for job in reversed(jobs)]))
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                EVENTS.append(("response sent",))
-
-        await self.app(scope, receive, probe)
+def _sent() -> None:
+    EVENTS.append(("response sent",))
 
 
 MakeApp = Callable[..., Starlette]
@@ -157,7 +145,9 @@ def make_app(workdir: Path, store_url: str) -> Iterator[MakeApp]:
         made.append(Afterward(url=store_url, **options))
         routes = [Route(path, endpoint, methods=["POST"]) for path, endpoint in ROUTES]
         return Starlette(
-            routes=routes, middleware=[Middleware(FirstByteProbe)], lifespan=made[-1].lifespan
+            routes=routes,
+            middleware=[Middleware(FirstByteProbe, on_start=_first_byte, on_end=_sent)],
+            lifespan=made[-1].lifespan,
         )
 
     EVENTS.clear()
