@@ -21,24 +21,13 @@ from afterward import (
     TaskRefused,
 )
 from afterward._fastapi_compat import FASTAPI_VERSION
-from afterward.stores import JobFilter
 
 from . import apps
+from .stored import stored
 
 MakeClient = Callable[..., TestClient]
 
 _FASTAPI_RUNS_TEARDOWN_BEFORE_RESPONSE = (0, 106) <= FASTAPI_VERSION < (0, 118)
-
-
-def stored(app: object) -> list[JobState]:
-    """States of every task the app's store holds, oldest first."""
-    afterward = Afterward.of(app)
-
-    async def read() -> list[JobState]:
-        await afterward.open()
-        return [j.state for j in reversed(await afterward.store.list(JobFilter()))]
-
-    return asyncio.run(read())
 
 
 def test_tutorial001_writes_the_notification(make_client: MakeClient, workdir: Path) -> None:

@@ -4,7 +4,6 @@ goes out, and none are kept when the endpoint raises."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -14,17 +13,17 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from afterward import Afterward, ConfigurationError, JobState
+from afterward import ConfigurationError, JobState
 from afterward._fastapi_compat import (
     NATIVE_ENDPOINT_STACK,
     YIELD_EXIT_BEFORE_RESPONSE,
     install_endpoint_stack,
 )
 from afterward.fastapi import BackgroundTasks
-from afterward.stores import JobFilter
 
 from . import apps
 from .first_byte import FirstByteProbe
+from .stored import stored
 
 MakeClient = Callable[..., TestClient]
 
@@ -64,17 +63,6 @@ def probed_app() -> FastAPI:
         return {"dependencies": f"{p}+{y}"}
 
     return app
-
-
-def stored(app: FastAPI) -> list[JobState]:
-    """States of every task the app's store holds, oldest first."""
-    afterward = Afterward.of(app)
-
-    async def read() -> list[JobState]:
-        await afterward.open()
-        return [j.state for j in reversed(await afterward.store.list(JobFilter()))]
-
-    return asyncio.run(read())
 
 
 @pytest.fixture(autouse=True)

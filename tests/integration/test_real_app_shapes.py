@@ -20,12 +20,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from afterward import Afterward, Job, JobState, TaskRefused
+from afterward import Afterward, JobState, TaskRefused
 from afterward.calls.in_memory import CallSite
-from afterward.stores import JobFilter
 from afterward.testing import drain
 
 from . import shapes_app as shapes
+from .stored import rows
 
 STAND_IN = "afterward.calls.in_memory:stand_in"
 
@@ -37,17 +37,6 @@ def app(store_url: str) -> Iterator[FastAPI]:
     made = shapes.build(store_url)
     yield made
     asyncio.run(Afterward.of(made).aclose())
-
-
-def rows(app: FastAPI) -> list[Job]:
-    """Every task the app's store holds, oldest first."""
-    afterward = Afterward.of(app)
-
-    async def read() -> list[Job]:
-        await afterward.open()
-        return list(reversed(await afterward.store.list(JobFilter())))
-
-    return asyncio.run(read())
 
 
 def same(a: Any, b: Any) -> bool:
