@@ -4,6 +4,7 @@ The tree::
 
     AfterwardError
     ├── ConfigurationError            bad URL, unknown setting, missing extra
+    │   └── InvalidOption (ValueError)  an option of the wrong type or out of range
     ├── TaskRefused (ValueError)      add_task() cannot make the call durable
     │   ├── FunctionNotImportable     lambda, closure, nested or __main__-only function
     │   ├── ArgumentNotSerializable   an argument has no JSON form
@@ -28,6 +29,7 @@ __all__ = [
     "ArgumentNotSerializable",
     "ConfigurationError",
     "FunctionNotImportable",
+    "InvalidOption",
     "InvalidTransition",
     "PayloadTooLarge",
     "SchemaTooNew",
@@ -49,6 +51,10 @@ class AfterwardError(Exception):
 
 class ConfigurationError(AfterwardError):
     """afterward is not configured correctly."""
+
+
+class InvalidOption(ConfigurationError, ValueError):
+    """An option has the wrong type or is out of range."""
 
 
 class TaskRefused(AfterwardError, ValueError):

@@ -6,11 +6,12 @@ pin it.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from .options import check_attempts, check_retry_on, check_seconds
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
@@ -46,12 +47,12 @@ class RetryPolicy:
     time_limit: float | None = DEFAULT_TIME_LIMIT
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if not (0 <= self.backoff_base < math.inf and 0 <= self.backoff_max < math.inf):
-            raise ValueError("backoff_base and backoff_max must be finite and must not be negative")
-        if self.time_limit is not None and not 0 < self.time_limit < math.inf:
-            raise ValueError("time_limit must be positive and finite, or None for no limit")
+        check_attempts(self.max_attempts)
+        check_seconds("backoff_base", self.backoff_base)
+        check_seconds("backoff_max", self.backoff_max)
+        if self.time_limit is not None:
+            check_seconds("time_limit", self.time_limit, positive=True)
+        check_retry_on(self.retry_on)
 
     def retries(self, error: BaseException) -> bool:
         """Whether `error` is of a kind this policy retries."""

@@ -21,12 +21,20 @@ SAMPLES = 2000
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_attempts": 0}, "max_attempts must be at least 1"),
-        ({"max_attempts": -3}, "max_attempts must be at least 1"),
-        ({"backoff_base": -0.1}, "must not be negative"),
-        ({"backoff_max": -1.0}, "must not be negative"),
-        ({"time_limit": 0}, "time_limit must be positive"),
-        ({"time_limit": -5.0}, "time_limit must be positive"),
+        ({"max_attempts": 0}, "max_attempts must be between 1 and"),
+        ({"max_attempts": -3}, "max_attempts must be between 1 and"),
+        ({"backoff_base": -0.1}, "backoff_base must be finite and 0 or more"),
+        ({"backoff_max": -1.0}, "backoff_max must be finite and 0 or more"),
+        ({"time_limit": 0}, "time_limit must be finite and above 0"),
+        ({"time_limit": -5.0}, "time_limit must be finite and above 0"),
+        ({"max_attempts": True}, "max_attempts must be a whole number, not True"),
+        ({"max_attempts": "3"}, "max_attempts must be a whole number, not '3'"),
+        ({"max_attempts": 2**31}, "max_attempts must be between 1 and 2147483647"),
+        ({"max_attempts": 10**5000}, "not an integer of about 5000 digits"),
+        ({"backoff_base": float("nan")}, "backoff_base must be finite"),
+        ({"backoff_max": "1"}, "backoff_max must be a number of seconds"),
+        ({"time_limit": float("inf")}, "time_limit must be finite"),
+        ({"retry_on": (ValueError, "x")}, "retry_on must be a tuple of exception classes"),
     ],
 )
 def test_invalid_policy_is_refused(kwargs: dict[str, float], message: str) -> None:

@@ -226,16 +226,16 @@ def test_the_audit_hook_does_see_imports(
     assert "afterward_unit_probe" in imports
 
 
-def test_resolve_finds_an_app_function_of_an_imported_module(imports: list[str]) -> None:
-    # Given an empty registry, and this (already imported, application) test module
+def test_resolve_finds_a_task_of_an_imported_module(imports: list[str]) -> None:
+    # Given an empty registry, and this (already imported) test module
     registry = TaskRegistry()
-    # When one of its module-level functions is resolved by name, twice
-    first = registry.resolve(f"{__name__}:module_level_task")
-    second = registry.resolve(f"{__name__}:decorated_task")
-    # Then the functions come back, without importing anything
-    assert first is module_level_task
-    assert second is decorated_task
-    assert registry.resolve(f"{__name__}:module_level_task") is first
+    # When its @task function is resolved by name, twice
+    first = registry.resolve(f"{__name__}:decorated_task")
+    # Then it comes back, without importing anything; an unmarked one is refused
+    assert first is decorated_task
+    assert registry.resolve(f"{__name__}:decorated_task") is first
+    with pytest.raises(UnknownFunction, match="mark the function with @task"):
+        registry.resolve(f"{__name__}:module_level_task")
     assert imports == []
 
 

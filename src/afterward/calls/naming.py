@@ -43,6 +43,11 @@ def target_of(func: Callable[..., Any], scope: Mapping[str, Any] | None = None) 
     :raises FunctionNotImportable: a worker could not find `func` again by name; the
         message says why and what to pass instead.
     """
+    if _is_generator(func):
+        raise TypeError(
+            f"add_task() was given the generator function {_qualname(func)}: calling it only "
+            "makes a generator and runs none of its body. Pass a plain or async function."
+        )
     if isinstance(func, functools.partial):
         inner = target_of(func.func, scope)
         return Target(
@@ -126,6 +131,8 @@ def find(name: str) -> Callable[..., Any]:
     found = _walk(module, path)
     if not inspect.isfunction(getattr(found, "__func__", found)):
         raise UnknownFunction(f"{name!r} is not a function or a method of one")
+    if _is_generator(found):
+        raise UnknownFunction(f"{name!r} is a generator function: calling it runs nothing")
     # A function, or a class whose methods are walked, must be defined in the module: an
     # imported library function or class is not the application's choice. A module-level
     # object (`mailer = Mailer()`) is, whatever its type.
@@ -146,6 +153,17 @@ def _walk(module: ModuleType | None, path: str) -> Any:
         if isinstance(found, ModuleType):
             return None
     return found
+
+
+def _is_generator(func: Any) -> bool:
+    inner = func.func if isinstance(func, functools.partial) else func
+    inner = getattr(inner, "__func__", inner)
+    return inspect.isgeneratorfunction(inner) or inspect.isasyncgenfunction(inner)
+
+
+def _qualname(func: Any) -> str:
+    inner = func.func if isinstance(func, functools.partial) else func
+    return f"{getattr(inner, '__module__', '?')}.{getattr(inner, '__qualname__', inner)}"
 
 
 def _is_dunder(name: str) -> bool:

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,16 +32,11 @@ __all__ = ["Preparer", "new_task_id"]
 log = logging.getLogger("afterward")
 
 
-_ids = random.Random()
-"""afterward's own generator: drawing from the global `random` would shift the sequence
-an application (or its tests, after `random.seed`) draws from."""
-os.register_at_fork(after_in_child=_ids.seed)  # forked processes must not share a sequence
-
-
 def new_task_id() -> str:
     """A 32-hex-digit id that sorts by creation time: the time in nanoseconds, then 64
-    random bits from afterward's own generator (a tenth of the cost of `os.urandom`)."""
-    return f"{time.time_ns():016x}{_ids.getrandbits(64):016x}"
+    bits from the operating system's secure source, so that no one can guess an id from
+    another (and an application's seeded `random` is left alone)."""
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 class _Template(NamedTuple):
@@ -115,6 +109,7 @@ class Preparer:
                 f"{target.name} is defined in a script run as __main__, which a worker cannot "
                 "import: move the function into a module of your application"
             )
+        self._check_declared(target.name)
         options = options_of(target.func)
         retry = self._settings.retry.to_json()
         stored: dict[str, Any] = {k: options.get(k, v) for k, v in retry.items()}
@@ -128,6 +123,25 @@ class Preparer:
             options=stored,
         )
         return _Template(job, target)
+
+    def _check_declared(self, name: str) -> None:
+        """Refuse in strict mode, else warn once, a function that only this process, by
+        passing it, allows to run: a worker process, or this app restarted after a crash,
+        would refuse its rows (see `TaskRegistry`).
+
+        :raises FunctionNotImportable: in strict mode.
+        """
+        if name == self._stand_in_name or self._registry.is_declared(name):
+            return
+        problem = (
+            f"{name} is passed to add_task where afterward cannot see it in the application's "
+            "code (through a variable, or from a module outside the app's packages), so a "
+            "worker process, or this app restarted after a crash, would refuse its tasks"
+        )
+        remedy = "mark the function with @task or list it in Afterward(tasks=[...])"
+        if self._settings.strict:
+            raise FunctionNotImportable(f"{problem}: {remedy}")
+        log.warning("%s; %s (strict mode refuses it)", problem, remedy)
 
     def _call_of(
         self, template: _Template, args: tuple[Any, ...], kwargs: dict[str, Any]
