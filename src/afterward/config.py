@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 from .calls.serialization import DEFAULT_MAX_PAYLOAD
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidOption
+from .options import check_queue
 from .retry import RetryPolicy
 
 __all__ = [
@@ -93,6 +94,14 @@ class Settings:
             raise ConfigurationError(
                 f"concurrency must be > 0 (a whole number), not {self.concurrency!r}"
             )
+        check_queue(self.default_queue)
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidOption(f"retry must be a RetryPolicy, not {type(self.retry).__name__}")
+        if type(self.max_payload) is not int or self.max_payload < 1:
+            raise InvalidOption("max_payload must be a whole number of bytes above 0")
+        for name in ("strict", "raise_task_errors"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidOption(f"{name} must be True or False, not {getattr(self, name)!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, /, **overrides: object) -> Settings:

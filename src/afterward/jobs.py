@@ -27,7 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidTransition
+from .errors import InvalidOption, InvalidTransition
+from .options import (
+    check_attempts,
+    check_priority,
+    check_queue,
+    check_stored_options,
+    check_time,
+)
 from .retry import RetryPolicy
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     "Job",
     "JobState",
     "NewJob",
+    "check_new_jobs",
     "check_transition",
     "check_unique_keys",
     "decide_failure",
@@ -198,6 +206,29 @@ def describe(error: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+def check_new_jobs(jobs: Sequence[NewJob]) -> None:
+    """The checks every store applies to an enqueue batch: each task's values are of the
+    types and ranges every store and worker accept (see `options`), and no `unique_key`
+    is set on a task of a chain.
+
+    :raises InvalidOption: a value of the wrong type or out of range (named).
+    :raises ValueError: a `unique_key` on a task of a chain.
+    """
+    checked: set[int] = set()
+    for job in jobs:
+        if type(job.function) is not str or type(job.payload) is not str:
+            raise InvalidOption(f"task {job.id}: function and payload must be text")
+        check_queue(job.queue)
+        check_priority(job.priority)
+        check_attempts(job.max_attempts)
+        if job.run_at is not None:
+            check_time("run_at", job.run_at)
+        if id(job.options) not in checked:  # the tasks of one function share one dict
+            check_stored_options(job.options)
+            checked.add(id(job.options))
+    check_unique_keys(jobs)
+
+
 def check_unique_keys(jobs: Sequence[NewJob]) -> None:
     """Refuse a `unique_key` on a task that is part of a chain (the rule every store applies
     to an enqueue batch).
@@ -210,6 +241,18 @@ def check_unique_keys(jobs: Sequence[NewJob]) -> None:
             raise ValueError(f"task {job.id}: a unique_key cannot be set on a task of a chain")
 
 
+MAX_ERROR_TEXT = 64 * 1024
+"""Characters of an attempt's error or traceback kept in the store: an exception's text
+can be megabytes, and it is stored with every attempt and copied into lists and logs."""
+
+
+def cap(text: str, limit: int = MAX_ERROR_TEXT) -> str:
+    """`text`, cut to `limit` characters with a note saying so."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… (cut: {len(text) - limit:,} more characters not stored)"
+
+
 def decide_failure(
     job: Job,
     error: BaseException,
@@ -218,11 +261,11 @@ def decide_failure(
     rng: random.Random | None = None,
 ) -> Failure:
     """Decide what follows attempt `job.attempts` failing with `error`."""
-    tb = "".join(traceback_module.format_exception(error))
+    tb = cap("".join(traceback_module.format_exception(error)))
     if job.attempts >= job.max_attempts or not policy.retries(error):
-        return Failure(error=describe(error), traceback=tb, retry_at=None)
+        return Failure(error=cap(describe(error)), traceback=tb, retry_at=None)
     return Failure(
-        error=describe(error),
+        error=cap(describe(error)),
         traceback=tb,
         retry_at=now + policy.delay(job.attempts, rng),
     )
@@ -243,4 +286,4 @@ def decide_lost(job: Job, now: float, *, dead: bool) -> Failure:
 
 def permanent_failure(reason: str) -> Failure:
     """A failure no retry can fix, such as a row naming an unregistered function."""
-    return Failure(error=reason, traceback="", retry_at=None)
+    return Failure(error=cap(reason), traceback="", retry_at=None)

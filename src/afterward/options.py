@@ -25,6 +25,7 @@ __all__ = [
     "check_retry_on",
     "check_seconds",
     "check_stored_options",
+    "check_time",
 ]
 
 INT32 = 2**31 - 1
@@ -63,6 +64,14 @@ def check_seconds(name: str, value: object, *, positive: bool = False) -> float:
         bound = "above 0" if positive else "0 or more"
         raise InvalidOption(f"{name} must be finite and {bound} seconds, not {_shown(value)}")
     return seconds
+
+
+def check_time(name: str, value: object) -> float:
+    """A time in seconds since the epoch: a number, not NaN (an infinite one never comes
+    due, which a store can still order)."""
+    if type(value) not in (int, float) or math.isnan(value):  # type: ignore[arg-type]
+        raise InvalidOption(f"{name} must be a time in seconds, not {_shown(value)}")
+    return float(value)  # type: ignore[arg-type]
 
 
 def check_queue(value: object) -> str:

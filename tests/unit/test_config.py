@@ -11,7 +11,7 @@ from afterward.config import (
     DEFAULT_URL,
     Settings,
 )
-from afterward.errors import ConfigurationError
+from afterward.errors import ConfigurationError, InvalidOption
 from afterward.retry import RetryPolicy
 
 
@@ -148,3 +148,18 @@ def test_direct_construction_validates_too(kwargs: dict[str, object]) -> None:
     # Then ConfigurationError is raised
     with pytest.raises(ConfigurationError):
         Settings(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"default_queue": ""}, "queue must be a name"),
+        ({"retry": {"max_attempts": 3}}, "retry must be a RetryPolicy"),
+        ({"max_payload": "1MB"}, "max_payload must be a whole number"),
+        ({"strict": "no"}, "strict must be True or False"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused(overrides: dict[str, object], message: str) -> None:
+    # Given a setting of the wrong type, When settings are made, Then they refuse it by name
+    with pytest.raises(InvalidOption, match=message):
+        Settings(**overrides)  # type: ignore[arg-type]

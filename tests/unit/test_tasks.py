@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from afterward.errors import FunctionNotImportable, UnknownFunction
+from afterward.errors import FunctionNotImportable, InvalidOption, UnknownFunction
 from afterward.tasks import TaskRegistry, options_of, task
 
 _recording = False
@@ -258,3 +258,23 @@ def test_task_decorator_refuses_unknown_options() -> None:
     with pytest.raises(TypeError, match=r"unknown task option.*max_attempt\b"):
         task(max_attempt=3)(module_level_task)  # type: ignore[call-arg]
     assert options_of(module_level_task) == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"priority": "high"}, "priority must be a whole number, not 'high'"),
+        ({"max_attempts": 0}, "max_attempts must be between 1 and"),
+        ({"time_limit": -1}, "time_limit must be finite and above 0"),
+        ({"backoff_base": float("nan")}, "backoff_base must be finite"),
+        ({"queue": ""}, "queue must be a name"),
+        ({"retry_on": "ValueError"}, "retry_on must be a tuple of exception classes"),
+        ({"redact": ["not a name"]}, "redact must be a list of parameter names"),
+        ({"priority": 10**5000}, "an integer of about 5000 digits"),
+    ],
+)
+def test_task_options_are_checked_when_decorating(options: dict[str, Any], message: str) -> None:
+    # Given an option of the wrong type or out of range
+    # When @task is applied, Then it refuses at import time, naming the option
+    with pytest.raises(InvalidOption, match=message):
+        task(**options)

@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import ConfigurationError, StoreError
-from ..jobs import NewJob, check_unique_keys
+from ..jobs import NewJob, check_new_jobs
 from ._pg_steps import columns, insert_jobs
 from ._pg_support import QUERIES, Target
 
@@ -82,7 +82,7 @@ async def enqueue_in(
     conn: psycopg.AsyncConnection[Any], target: Target, jobs: Sequence[NewJob], now: float
 ) -> list[str]:
     """Insert `jobs` on `conn`, inside its current transaction."""
-    check_unique_keys(jobs)
+    check_new_jobs(jobs)
     _require_transaction(conn)
     extra = {"lease_owner": None, "lease_expires_at": None, "now": now, "channel": target.channel}
     try:

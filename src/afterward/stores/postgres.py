@@ -22,7 +22,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import StoreError, TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_unique_keys
+from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs
 from ._loop import NotOpen, PerLoop
 from ._pg_steps import (
     Conn,
@@ -213,7 +213,7 @@ class PostgresStore:
     ) -> list[str]:
         """One statement (in autocommit) unless a unique key is involved: then a
         transaction that looks up the tasks holding the keys."""
-        check_unique_keys(jobs)
+        check_new_jobs(jobs)
         if not jobs:
             return []
         extra = {

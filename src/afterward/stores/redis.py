@@ -53,8 +53,8 @@ from ..jobs import (
     Job,
     JobState,
     NewJob,
+    check_new_jobs,
     check_transition,
-    check_unique_keys,
     decide_lost,
 )
 from ._loop import NotOpen, PerLoop
@@ -169,7 +169,7 @@ class RedisStore:
         lease: float = 0.0,
     ) -> list[str]:
         """Store `jobs` in one script run; see `Store.enqueue`."""
-        check_unique_keys(jobs)
+        check_new_jobs(jobs)
         if not jobs:
             return []
         args = [stamp(now), reserve_for or "", stamp(now + lease)]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_transition, check_unique_keys, decide_lost
+from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs, check_transition, decide_lost
 from ._rows import attempt_from_row, job_from_row, new_job_row, options_texts
 from ._sql import load_queries
 from ._sqlite_connection import SQLiteConnection, path_from_url
@@ -70,7 +70,7 @@ class SQLiteStore:
         reserve_for: str | None = None,
         lease: float = 0.0,
     ) -> list[str]:
-        check_unique_keys(jobs)
+        check_new_jobs(jobs)
 
         def write(conn: sqlite3.Connection) -> list[str]:
             texts = options_texts(jobs)
