@@ -38,6 +38,7 @@ from .options import (
 from .retry import RetryPolicy
 
 __all__ = [
+    "MAX_ERROR_TEXT",
     "Attempt",
     "Failure",
     "Job",

@@ -10,6 +10,7 @@ import pytest
 
 from afterward.errors import InvalidTransition
 from afterward.jobs import (
+    MAX_ERROR_TEXT,
     Job,
     JobState,
     NewJob,
@@ -242,3 +243,15 @@ def test_a_new_job_with_a_nan_run_at_is_refused_before_any_store_sees_it() -> No
         NewJob(id="job-nan", function="m:f", payload="{}", run_at=math.nan, max_attempts=1)
     # And infinite or far times stay allowed: never due, but cancellable
     assert NewJob(id="j", function="m:f", payload="{}", run_at=math.inf, max_attempts=1)
+
+
+def test_a_huge_error_is_cut_to_the_cap_with_a_note() -> None:
+    # Given an attempt failing with a 20 MB message
+    huge = "x" * (20 * 1024 * 1024)
+    failure = decide_failure(make_job(), raised(ValueError(huge)), RetryPolicy(), NOW)
+    # Then the error and traceback kept are cut to the cap, saying how much was cut
+    for text in (failure.error, failure.traceback):
+        assert len(text) < MAX_ERROR_TEXT + 100
+        assert text.endswith("more characters not stored)")
+    assert permanent_failure(huge).error.startswith("x" * 1000)
+    assert len(permanent_failure(huge).error) < MAX_ERROR_TEXT + 100

@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import replace
 from typing import Any
 
+import pydantic
+
 from ..calls.in_memory import InMemoryCall, stand_in, stand_in_for
 from ..calls.serialization import decode_call
 from ..config import Settings
@@ -146,14 +148,15 @@ class Runner:
             failure = decide_failure(job, exc, policy, self.clock(), self._rng)
             verdict = "will retry" if failure.retry_at is not None else "failed for good"
             log.error(
-                "task %s (%s) attempt %d/%d %s: %s",
+                "task %s (%s) attempt %d/%d %s: %s%s",
                 job.id,
                 job.function,
                 job.attempts,
                 job.max_attempts,
                 verdict,
                 failure.error,
-                exc_info=failure.retry_at is None,
+                # the capped traceback as stored, not `exc_info`: an error's text can be huge
+                "" if failure.retry_at is not None else f"\n{failure.traceback.rstrip()}",
             )
             await self._report(
                 lambda: self.store.fail(
@@ -223,7 +226,7 @@ class Runner:
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or
         options cannot be decoded, for good (whatever its attempts left); return False."""
-        reason = _shorten(f"{type(error).__name__}: {error}")
+        reason = _shorten(_reason(error))
         log.error("task %s refused: %s", job.id, reason)
         refusal = permanent_failure(reason)
         await self._report(
@@ -477,6 +480,18 @@ class _Batches:
     def __init__(self, runner: Runner) -> None:
         self.completions: Coalescer[tuple[str, int], bool] = Coalescer(runner._complete_many)
         self.chain_steps: Coalescer[_Step, tuple[bool, Job | None]] = Coalescer(runner._chain_steps)
+
+
+def _reason(error: Exception) -> str:
+    """Why a row was refused, without quoting its arguments: pydantic's messages quote
+    the input, which may be a secret (see `calls.redaction`) or megabytes of junk."""
+    if isinstance(error, pydantic.ValidationError):
+        parts = [
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+            for e in error.errors(include_url=False, include_input=False)[:5]
+        ]
+        return f"ValidationError: {error.error_count()} invalid argument(s): {'; '.join(parts)}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _shorten(text: str, limit: int = 2000) -> str:
