@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ..errors import ConfigurationError
 from .base import Counts, JobFilter, Store
+from .urls import redact_url
 
 __all__ = ["Counts", "JobFilter", "Store", "store_from_url"]
 
@@ -40,7 +41,7 @@ def store_from_url(url: str) -> Store:
             raise _missing("redis", exc) from exc
         return RedisStore(url)
     raise ConfigurationError(
-        f"unknown store URL {url!r}: expected sqlite:///path/to/file.db, "
+        f"unknown store URL {redact_url(url)!r}: expected sqlite:///path/to/file.db, "
         "postgresql://user@host/db or redis://host:6379/0"
     )
 

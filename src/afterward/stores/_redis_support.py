@@ -84,15 +84,19 @@ def parse_redis_url(url: str) -> RedisTarget:
 
     :raises ConfigurationError: not a Redis URL, or an empty prefix.
     """
+    from .urls import redact_url
+
     parts = urlsplit(url)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None:
-        raise ConfigurationError(f"not a Redis URL: {url!r} (expected redis://host:6379/0)")
+        shown = redact_url(url)
+        raise ConfigurationError(f"not a Redis URL: {shown!r} (expected redis://host:6379/0)")
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefixes = [value for name, value in query if name == "prefix"]
     prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
     if not prefix:
-        raise ConfigurationError(f"the prefix of the Redis store URL {url!r} is empty")
+        shown = redact_url(url)
+        raise ConfigurationError(f"the prefix of the Redis store URL {shown!r} is empty")
     rest = urlencode([(name, value) for name, value in query if name != "prefix"])
     client_url = urlunsplit((scheme, parts.netloc, parts.path, rest, ""))
     host = parts.netloc.rpartition("@")[2]

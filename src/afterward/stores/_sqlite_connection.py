@@ -34,11 +34,33 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
 
 
 def path_from_url(url: str) -> str:
-    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
+    """``sqlite:///relative.db`` → ``relative.db``; ``sqlite:////abs.db`` → ``/abs.db``.
+
+    :raises StoreError: not a SQLite URL.
+    :raises ConfigurationError: ``sqlite:///:memory:`` (a store no other process sees,
+        gone when this one ends), or query parameters (not read: they used to become
+        part of the file's name).
+    """
+    from ..errors import ConfigurationError
+    from .urls import redact_url
+
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/file.db)")
-    return url[len(prefix) :] or "afterward.db"
+        shown = redact_url(url)
+        raise StoreError(f"not a SQLite URL: {shown!r} (expected sqlite:///path/to/file.db)")
+    path = url[len(prefix) :] or "afterward.db"
+    if "?" in path:
+        raise ConfigurationError(
+            f"query parameters are not supported in a SQLite store URL: {redact_url(url)!r}."
+            f" Give only the file's path, as in sqlite:///{path.partition('?')[0]}"
+        )
+    if path == ":memory:":
+        raise ConfigurationError(
+            "sqlite:///:memory: is not durable and not shared: tasks would be lost when "
+            "this process ends and no worker process would see them. Use a file path: "
+            "sqlite:///afterward.db (in tests, a file in a temporary folder)"
+        )
+    return path
 
 
 BUSY_TIMEOUT_S = 30.0
