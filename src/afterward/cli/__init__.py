@@ -16,6 +16,9 @@ app = typer.Typer(
     help="Durable background tasks for FastAPI: run workers, inspect and manage tasks.",
     no_args_is_help=True,
     add_completion=False,
+    # A traceback that gets through must not print every frame's variables: they hold
+    # store URLs with passwords and task arguments.
+    pretty_exceptions_show_locals=False,
 )
 app.command("worker")(worker.worker)
 app.command("status")(inspect.status)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..config import Settings
 from ..errors import AfterwardError
+from ..jobs import describe
 from ..stores import Store, store_from_url
+from .text import FULL_LIMIT, shown
 
-__all__ = ["UrlOption", "format_time", "stderr", "stdout", "with_store"]
+__all__ = ["UrlOption", "fail", "format_time", "stderr", "stdout", "with_store"]
 
 T = TypeVar("T")
 
@@ -40,8 +44,20 @@ UrlOption = Annotated[
 ]
 
 
+def fail(message: object) -> NoReturn:
+    """Print ``error: <message>`` (shown as text, never markup) and exit with code 1."""
+    line = shown(message, limit=FULL_LIMIT, lines=True)
+    stderr().print(Text.assemble(("error:", "bold red"), " ", line))
+    raise typer.Exit(1)
+
+
 def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store at `url`, run `action`, close it; show afterward errors plainly."""
+    """Open the store at `url`, run `action`, close it; show errors plainly.
+
+    Any other exception too ends the command with one line, not a traceback: a row this
+    version cannot read (a state or a value no afterward writes) makes the store raise
+    what parsing it raised.
+    """
 
     async def run() -> T:
         store = store_from_url(url or Settings().url)
@@ -54,12 +70,22 @@ def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
     try:
         return asyncio.run(run())
     except AfterwardError as exc:
-        stderr().print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
+    except Exception as exc:
+        fail(f"the store holds what this version of afterward cannot read: {describe(exc)}")
 
 
 def format_time(timestamp: float | None) -> str:
-    """A stored time, local and readable; '-' when there is none."""
+    """A stored time, local and readable; '-' when there is none.
+
+    Never raises: a time no calendar date matches (NaN, infinite, past the year 9999 or
+    before 1) is shown as the stored number, ``1e+18 (out of range)``.
+    """
     if timestamp is None:
         return "-"
-    return dt.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
+    try:
+        if not math.isfinite(timestamp):
+            raise ValueError(timestamp)
+        return dt.datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
+    except (ValueError, TypeError, OverflowError, OSError):
+        return f"{timestamp!r} (out of range)"

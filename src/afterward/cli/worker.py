@@ -26,7 +26,7 @@ from ..errors import AfterwardError, ConfigurationError
 from ..worker.loading import load_afterward
 from ..worker.process import serve
 from ..worker.supervisor import Supervisor
-from ._common import stderr
+from ._common import fail
 
 __all__ = ["worker"]
 
@@ -85,8 +85,7 @@ def worker(
             serve(afterward, queues=queue, concurrency=concurrency, grace_period=grace_period)
         )
     except AfterwardError as exc:
-        stderr().print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(1) from None
+        fail(exc)
     if threading.active_count() > 1:  # a timed-out plain function still holds its thread
         logging.shutdown()
         os._exit(code)
