@@ -7,6 +7,7 @@ retried on failure, survive crashes, and can run on separate workers.
 
 from ._version import __version__
 from .app import Afterward
+from .calls.redaction import Secret
 from .config import Settings
 from .errors import (
     AfterwardError,
@@ -42,6 +43,7 @@ __all__ = [
     "PayloadTooLarge",
     "RetryPolicy",
     "SchemaTooNew",
+    "Secret",
     "Settings",
     "StoreError",
     "TaskFailed",

@@ -24,6 +24,7 @@ from ..jobs import NewJob
 from ..tasks import TaskRegistry, options_of
 from .in_memory import CallSite, record_not_durable, stand_in
 from .naming import Target
+from .redaction import secret_parameters
 from .roundtrip import check_round_trip
 from .serialization import check_arguments, decodes_unchanged, encode_call, encode_typed_call
 
@@ -113,6 +114,9 @@ class Preparer:
         options = options_of(target.func)
         retry = self._settings.retry.to_json()
         stored: dict[str, Any] = {k: options.get(k, v) for k, v in retry.items()}
+        secret = secret_parameters(target.func)
+        if secret:
+            stored["redact"] = list(secret)
         job = NewJob(
             id="",
             function=target.name,

@@ -177,7 +177,10 @@ def _from_typed_class(kind: str, value: dict[str, Any]) -> Any:
     cls = find_class(value["c"])
     fields = from_typed(value["v"])
     if kind == "enum" and cls is not None and issubclass(cls, enum.Enum):
-        return cls(fields)
+        for member in cls:  # by value, without the class's own `_missing_` hook
+            if member.value == fields and type(member.value) is type(fields):
+                return member
+        raise ValueError(f"the stored value is not a member of {value['c']!r}")
     if kind == "model" and cls is not None and issubclass(cls, pydantic.BaseModel):
         return cls.model_construct(_fields_set=set(value["set"]), **fields)
     if kind == "dataclass" and cls is not None and dataclasses.is_dataclass(cls):

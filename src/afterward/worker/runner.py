@@ -31,7 +31,7 @@ import pydantic
 from ..calls.in_memory import InMemoryCall, stand_in, stand_in_for
 from ..calls.serialization import decode_call
 from ..config import Settings
-from ..errors import AfterwardError, TimeLimitExceeded
+from ..errors import AfterwardError, TimeLimitExceeded, UnknownFunction
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..stores.base import Store
@@ -226,7 +226,7 @@ class Runner:
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or
         options cannot be decoded, for good (whatever its attempts left); return False."""
-        reason = _shorten(_reason(error))
+        reason = _shorten(_reason(error, secret=bool(job.options.get("redact"))))
         log.error("task %s refused: %s", job.id, reason)
         refusal = permanent_failure(reason)
         await self._report(
@@ -482,9 +482,16 @@ class _Batches:
         self.chain_steps: Coalescer[_Step, tuple[bool, Job | None]] = Coalescer(runner._chain_steps)
 
 
-def _reason(error: Exception) -> str:
+def _reason(error: Exception, *, secret: bool) -> str:
     """Why a row was refused, without quoting its arguments: pydantic's messages quote
-    the input, which may be a secret (see `calls.redaction`) or megabytes of junk."""
+    the input, which may be a secret (see `calls.redaction`) or megabytes of junk. For a
+    task with secret parameters, only the kind of error is kept (a decoder's message, such
+    as a date's, may quote the value)."""
+    if secret and not isinstance(error, UnknownFunction):
+        return (
+            f"{type(error).__name__}: the stored arguments do not fit the function "
+            "(details not shown: the task has secret parameters)"
+        )
     if isinstance(error, pydantic.ValidationError):
         parts = [
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
