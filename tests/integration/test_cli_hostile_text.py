@@ -256,3 +256,19 @@ def test_error_messages_keep_brackets_and_hide_passwords(monkeypatch: pytest.Mon
     result = runner.invoke(cli, ["status", "--url", "postgresql://ann:hunter2@db/app"])
     assert result.exit_code == 1
     assert "pip install 'afterward[postgres]'" in result.output
+
+
+def test_ids_and_targets_typed_by_the_operator_are_shown_as_typed(store_url: str) -> None:
+    # Given ids and a worker target holding markup and an escape sequence
+    for args in (
+        ["show", "[/]\x1b[2J", "--url", store_url],
+        ["retry", "[/]\x1b[2J", "--url", store_url],
+        ["cancel", "[/]\x1b[2J", "--url", store_url],
+        ["worker", "no_such_module_[/]\x1b[2J:app", "--log-level", "ERROR"],
+    ):
+        # When the command fails on them
+        result = runner.invoke(cli, args, env={"COLUMNS": "2000"})
+        # Then it says so in one error line that shows them as typed
+        assert result.exit_code == 1, (args, result.output)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "[/]" in result.output and "\x1b" not in result.output
