@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import select
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from psycopg import AsyncConnection, pq
+from psycopg import AsyncConnection, errors, pq
 from psycopg.rows import DictRow, dict_row
 
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
 from ._pg_support import QUERIES
-from ._rows import job_from_row, new_job_row, options_texts
+from ._rows import CorruptRow, Row, new_job_row, options_texts, readable_job, split_rows
 
 __all__ = [
     "Conn",
@@ -25,7 +26,13 @@ __all__ = [
     "insert_jobs",
     "recover_leases",
     "retry_chain",
+    "spoil",
+    "take_jobs",
 ]
+
+log = logging.getLogger("afterward.store")
+
+_AT_LIMIT = CorruptRow("attempts", "is at the integer limit (2147483647)")
 
 Conn = AsyncConnection[DictRow]
 
@@ -180,6 +187,77 @@ def fail_params(
     }
 
 
+async def take_jobs(
+    conn: Conn,
+    query: str,
+    params: dict[str, Any],
+    worker: str,
+    now: float,
+    first: Sequence[Row] | None = None,
+) -> list[Job]:
+    """Run the acquire statement `query` (or start from its rows, `first`) and read its
+    rows one by one: a row that cannot be read is failed for good (`spoil`), and the
+    batch is filled from the rows behind it. Tasks come back in the statement's order.
+
+    A task whose attempts are at the integer limit fails the whole statement: those are
+    failed for good first (`spoil_at_limit`) and the statement run again.
+    """
+    limit = int(params["limit"])
+    rows = first if first is not None else await _take(conn, query, params, now)
+    jobs, corrupt = split_rows(rows)
+    refills = 0
+    while corrupt and len(jobs) < limit:
+        await spoil(conn, corrupt, now, "failed", owner=worker)
+        rows = await _take(conn, query, {**params, "limit": limit - len(jobs)}, now)
+        more, corrupt = split_rows(rows)
+        jobs += more
+        refills += 1
+    if corrupt:
+        await spoil(conn, corrupt, now, "failed", owner=worker)
+    if refills:
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id.encode()))
+    return jobs
+
+
+async def _take(conn: Conn, query: str, params: Mapping[str, Any], now: float) -> list[DictRow]:
+    try:
+        cur = await conn.execute(QUERIES[query], params)
+    except errors.NumericValueOutOfRange:
+        await spoil_at_limit(conn, now)
+        cur = await conn.execute(QUERIES[query], params)
+    return await cur.fetchall()
+
+
+async def spoil_at_limit(conn: Conn, now: float) -> None:
+    """Fail for good the due tasks whose attempts cannot count one more (see `take_jobs`)."""
+    params = {"now": now, "error": _AT_LIMIT.reason}
+    for row in await (await conn.execute(QUERIES["spoil_at_limit"], params)).fetchall():
+        log.error("task %s cannot be taken, failed for good: %s", row["id"], _AT_LIMIT.reason)
+
+
+async def spoil(
+    conn: Conn,
+    corrupt: Sequence[tuple[Row, CorruptRow]],
+    now: float,
+    outcome: str,
+    *,
+    owner: str | None = None,
+) -> int:
+    """Fail for good the running rows that cannot be read, held by `owner` (by default
+    their own holder); their attempt ends as `outcome`. Returns how many were failed."""
+    params = {
+        "ids": [row["id"] for row, _ in corrupt],
+        "owners": [row["lease_owner"] if owner is None else owner for row, _ in corrupt],
+        "errors": [error.reason for _, error in corrupt],
+        "now": now,
+        "outcome": outcome,
+    }
+    row = await (await conn.execute(QUERIES["spoil"], params)).fetchone()
+    for stored, error in corrupt:
+        log.error("task %s cannot be read, failed for good: %s", stored["id"], error.reason)
+    return 0 if row is None else int(row["n"])
+
+
 async def recover_leases(
     conn: Conn, now: float, dead_workers: Sequence[str], channel: str
 ) -> tuple[int, bool]:
@@ -194,8 +272,10 @@ async def recover_leases(
         await conn.execute(QUERIES["notify"], {"channel": channel})
         woken = True
     cur = await conn.execute(QUERIES["lost_leases"], params)
-    for row in await cur.fetchall():
-        job = job_from_row(row)
+    jobs, corrupt = split_rows(await cur.fetchall())
+    if corrupt:
+        taken += await spoil(conn, corrupt, now, "lost")
+    for job in jobs:
         assert job.lease_owner is not None
         failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
         failed = fail_params(
@@ -256,7 +336,7 @@ async def _lock_job(conn: Conn, job_id: str) -> Job:
     row = await cur.fetchone()
     if row is None:
         raise TaskNotFound(job_id)
-    return job_from_row(row)
+    return readable_job(row)
 
 
 async def _set_state(

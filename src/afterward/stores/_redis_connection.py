@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis._parsers.encoders import Encoder
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
@@ -63,6 +64,22 @@ class _HiredisPacking:
         return [packed]
 
 
+class _LenientReplies(Encoder):
+    """Replies decoded with ``surrogateescape`` (the pool's `encoding_errors`), commands
+    encoded strictly. A value stored by hand that is not UTF-8 then reads as text with
+    surrogates for its bad bytes (`_redis_support` reads such a job as corrupt) instead of
+    failing the whole reply: an acquire's, which has already taken its tasks, or a
+    listing's. Commands stay strict, so that text with surrogates is refused, as the
+    other stores refuse it, rather than stored as bytes that are not UTF-8."""
+
+    __slots__ = ()
+
+    def encode(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode(self.encoding)
+        return super().encode(value)  # type: ignore[no-untyped-call]
+
+
 def _pool(url: str, **options: Any) -> ConnectionPool:
     # No automatic retries: re-sending a script whose answer was lost could apply it twice.
     # A blocking pool: a burst of more calls than connections waits for one to come free
@@ -70,6 +87,8 @@ def _pool(url: str, **options: Any) -> ConnectionPool:
     pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
+        encoding_errors="surrogateescape",
+        encoder_class=_LenientReplies,
         retry=Retry(NoBackoff(), 0),
         socket_connect_timeout=_CONNECT_TIMEOUT,
         max_connections=_MAX_CONNECTIONS,

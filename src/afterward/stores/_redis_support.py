@@ -12,7 +12,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from ..jobs import Attempt, Job, NewJob
-from ._rows import attempt_from_row, job_from_row, options_texts
+from ._rows import (
+    CorruptRow,
+    UnreadableText,
+    attempt_from_row,
+    job_from_row,
+    options_texts,
+    readable_job,
+)
 from .base import JobFilter
 
 __all__ = [
@@ -25,6 +32,9 @@ __all__ = [
     "load_script",
     "matches",
     "parse_redis_url",
+    "readable_hash",
+    "split_hashes",
+    "spoil_args",
     "stamp",
 ]
 
@@ -42,6 +52,7 @@ SCRIPT_NAMES = (
     "cancel",
     "retry",
     "purge",
+    "spoil",
 )
 """One Lua script per multi-step operation, in ``lua/<name>.lua``."""
 
@@ -49,7 +60,7 @@ _SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": 
 
 _INT_FIELDS = ("priority", "attempts", "max_attempts")
 _FLOAT_FIELDS = ("run_at", "lease_expires_at", "created_at", "finished_at")
-_JOB_FIELDS = (
+_TEXT_FIELDS = (
     "id",
     "function",
     "payload",
@@ -62,9 +73,12 @@ _JOB_FIELDS = (
     "unique_key",
     "lease_owner",
     "last_error",
-    *_INT_FIELDS,
-    *_FLOAT_FIELDS,
 )
+_JOB_FIELDS = (*_TEXT_FIELDS, *_INT_FIELDS, *_FLOAT_FIELDS)
+
+Hash = Mapping[str, str]
+"""A job hash as read: field → value (text that is not UTF-8 has surrogates for the bytes
+that are not, see `afterward.stores._redis_connection`)."""
 
 
 @dataclass(frozen=True)
@@ -146,18 +160,93 @@ def _pairs(flat: Sequence[str]) -> dict[str, str]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def job_from_hash(
-    stored: Mapping[str, str] | Sequence[str], history: Iterable[Attempt] = ()
-) -> Job:
-    """A `Job` from a job hash (a mapping, or the flat field/value array a script returns)."""
-    fields = stored if isinstance(stored, Mapping) else _pairs(stored)
+def job_from_hash(stored: Hash | Sequence[str], history: Iterable[Attempt] = ()) -> Job:
+    """A `Job` from a job hash (a mapping, or the flat field/value array a script returns).
+
+    :raises CorruptRow: a field cannot be read.
+    """
+    return job_from_row(_row(_fields(stored)), history)
+
+
+def readable_hash(stored: Hash | Sequence[str], history: Iterable[Attempt] = ()) -> Job:
+    """`job_from_hash`, or the task as well as it can be shown (`readable_job`)."""
+    return readable_job(_row(_fields(stored)), history)
+
+
+def split_hashes(
+    rows: Iterable[Hash | Sequence[str]],
+) -> tuple[list[Job], list[tuple[Hash, CorruptRow]]]:
+    """The hashes that read as tasks, as `Job`s in order, and each that does not with its
+    error (see `_rows.split_rows`)."""
+    jobs: list[Job] = []
+    corrupt: list[tuple[Hash, CorruptRow]] = []
+    for stored in rows:
+        fields = _fields(stored)
+        try:
+            jobs.append(job_from_row(_row(fields)))
+        except CorruptRow as exc:
+            corrupt.append((fields, exc))
+    return jobs, corrupt
+
+
+def spoil_args(corrupt: Sequence[tuple[Hash, CorruptRow]], holder: str | None) -> list[Any]:
+    """spoil.lua's four arguments per task: its id, holder (`holder`, or by default its
+    own), attempts as stored, and the reason; text that is not UTF-8 as its bytes."""
+    args: list[Any] = []
+    for fields, error in corrupt:
+        owner = fields.get("lease_owner", "") if holder is None else holder
+        stored = (fields.get("id", ""), owner, fields.get("attempts", ""))
+        args += (*(_wire(v) for v in stored), error.reason)
+    return args
+
+
+def _wire(text: str) -> str | bytes:
+    """Stored text as a script argument: its own bytes (the client encodes strictly)."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape")
+
+
+def _fields(stored: Hash | Sequence[str]) -> Hash:
+    return stored if isinstance(stored, Mapping) else _pairs(stored)
+
+
+def _row(fields: Hash) -> dict[str, Any]:
+    """A job hash as a row for `_rows`: numbers converted, text that is not UTF-8 as
+    `UnreadableText`. A value that does not convert is left as it is, for `job_from_row`
+    to name."""
     row: dict[str, Any] = {name: fields.get(name) for name in _JOB_FIELDS}
-    for name in _INT_FIELDS:
-        row[name] = int(row[name])
-    for name in _FLOAT_FIELDS:
-        if row[name] is not None:
-            row[name] = float(row[name])
-    return job_from_row(row, history)
+    for name in _TEXT_FIELDS:
+        value = row[name]
+        if value is not None and not value.isascii():
+            row[name] = _text(value)
+    try:
+        for name in _INT_FIELDS:
+            row[name] = int(row[name])
+        for name in _FLOAT_FIELDS:
+            if row[name] is not None:
+                row[name] = float(row[name])
+    except (TypeError, ValueError):
+        _convert_each(row)
+    return row
+
+
+def _convert_each(row: dict[str, Any]) -> None:
+    """`_row`'s conversions field by field, leaving each value that does not convert."""
+    for name, kind in (*((n, int) for n in _INT_FIELDS), *((n, float) for n in _FLOAT_FIELDS)):
+        if row[name] is None and kind is float:
+            continue
+        try:
+            row[name] = kind(row[name])
+        except (TypeError, ValueError):
+            continue
+
+
+def _text(value: str) -> str:
+    """`value`, or `UnreadableText` when it came from bytes that are not UTF-8."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return UnreadableText.of(value.encode("utf-8", "surrogateescape"))
+    return value
 
 
 def attempt_records(stored: Mapping[str, str]) -> list[Attempt]:

@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..errors import SchemaTooNew, StoreError
+from ._rows import UnreadableText
 from ._sql import load_migrations, load_schema
 
-__all__ = ["SQLiteConnection", "execute_script", "path_from_url", "transaction"]
+__all__ = [
+    "SQLiteConnection",
+    "execute_script",
+    "lenient_text",
+    "path_from_url",
+    "transaction",
+]
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -61,6 +68,29 @@ def path_from_url(url: str) -> str:
             "sqlite:///afterward.db (in tests, a file in a temporary folder)"
         )
     return path
+
+
+@contextmanager
+def lenient_text(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """Read text that is not UTF-8 as `UnreadableText` instead of failing the statement.
+
+    SQLite stores whatever bytes it is given as TEXT (``CAST(x'ff' AS TEXT)``), and the
+    driver's own decoding raises for the whole statement. This one is a Python call per
+    text value, so it is only for reads that must not fail (inspection, recovery) and the
+    second try of an acquire (`afterward.stores.sqlite`).
+    """
+    conn.text_factory = _lenient_text
+    try:
+        yield conn
+    finally:
+        conn.text_factory = str
+
+
+def _lenient_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return UnreadableText.of(raw)
 
 
 BUSY_TIMEOUT_S = 30.0

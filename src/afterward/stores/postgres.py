@@ -32,6 +32,8 @@ from ._pg_steps import (
     insert_jobs,
     recover_leases,
     retry_chain,
+    spoil_at_limit,
+    take_jobs,
 )
 from ._pg_support import QUERIES, Target, Waker, migrate
 from ._pg_transaction import (
@@ -41,7 +43,7 @@ from ._pg_transaction import (
     sync_driver_connection,
 )
 from ._pg_vacuum import Vacuum
-from ._rows import attempt_from_row, job_from_row
+from ._rows import attempt_from_row, readable_job, state_or_failed
 from .base import Counts, JobFilter
 
 __all__ = ["PostgresStore"]
@@ -263,7 +265,8 @@ class PostgresStore:
         """One statement: lock due rows (``FOR UPDATE SKIP LOCKED``), take them, open
         their attempts. A worker looking for any work listens for more from then on."""
         query, params = self._taking(worker, now, lease, limit, queues, ids)
-        return [job_from_row(r) for r in await self._all(query, params)]
+        async with self._connection() as conn:
+            return await take_jobs(conn, query, params, worker, now)
 
     @_on_loop
     async def complete_and_acquire(
@@ -283,17 +286,37 @@ class PostgresStore:
         query, params = self._taking(worker, now, lease, limit, queues, ids)
         params["relaxed"] = not attempts  # the completions' commit must reach the disk
         async with self._connection() as conn:
-            async with conn.pipeline(), conn.transaction():
-                completing = None
-                if attempts:
-                    completing = await conn.execute(
-                        QUERIES["complete"], self._completing(worker, attempts, now)
-                    )
-                taking = await conn.execute(QUERIES[query], params) if limit > 0 else None
-            done = await completing.fetchall() if completing else []
-            rows = await taking.fetchall() if taking else []
+            both = functools.partial(self._both, conn, worker, attempts, now, query, params)
+            try:
+                done, rows = await both()
+            except psycopg.errors.NumericValueOutOfRange:  # all rolled back: see take_jobs
+                await spoil_at_limit(conn, now)
+                done, rows = await both()
+            jobs = await take_jobs(conn, query, params, worker, now, first=rows)
         self._woke(any(r["woken"] for r in done))
-        return {r["id"] for r in done}, [job_from_row(r) for r in rows]
+        return {r["id"] for r in done}, jobs
+
+    async def _both(
+        self,
+        conn: Conn,
+        worker: str,
+        attempts: Sequence[tuple[str, int]],
+        now: float,
+        query: str,
+        params: dict[str, Any],
+    ) -> tuple[list[DictRow], list[DictRow]]:
+        """Both statements in one transaction and one round trip: the completions' rows
+        and the acquire's."""
+        async with conn.pipeline(), conn.transaction():
+            completing = None
+            if attempts:
+                completing = await conn.execute(
+                    QUERIES["complete"], self._completing(worker, attempts, now)
+                )
+            taking = await conn.execute(QUERIES[query], params) if params["limit"] > 0 else None
+        done = await completing.fetchall() if completing else []
+        rows = await taking.fetchall() if taking else []
+        return done, rows
 
     def _taking(
         self,
@@ -425,7 +448,7 @@ class PostgresStore:
         row = await self._one("get_job", {"id": job_id})
         if row is None:
             raise TaskNotFound(job_id)
-        return job_from_row(row, (attempt_from_row(a) for a in row["history"]))
+        return readable_job(row, (attempt_from_row(a) for a in row["history"]))
 
     @_on_loop
     async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
@@ -439,13 +462,16 @@ class PostgresStore:
             "limit": limit,
             "offset": offset,
         }
-        return [job_from_row(r) for r in await self._all("list_jobs", params)]
+        return [readable_job(r) for r in await self._all("list_jobs", params)]
 
     @_on_loop
     async def counts(self) -> Counts:
         """Tasks by (queue, state)."""
-        rows = await self._all("counts", {})
-        return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+        counts: dict[tuple[str, JobState], int] = {}
+        for r in await self._all("counts", {}):  # see `readable_job` for an unknown state
+            key = (r["queue"], state_or_failed(r["state"]))
+            counts[key] = counts.get(key, 0) + r["n"]
+        return counts
 
     @_on_loop
     async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:

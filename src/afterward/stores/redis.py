@@ -39,9 +39,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import functools
-import json
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
@@ -62,11 +61,14 @@ from ._redis_connection import check_server, close_pools, connect, interrupt
 from ._redis_support import (
     attempt_records,
     encode_jobs,
-    job_from_hash,
     matches,
     parse_redis_url,
+    readable_hash,
+    split_hashes,
+    spoil_args,
     stamp,
 )
+from ._rows import CorruptRow, state_or_failed
 from .base import Counts, JobFilter
 
 __all__ = ["RedisStore"]
@@ -190,7 +192,8 @@ class RedisStore:
         if limit <= 0:
             return []
         args = self._acquire_args(worker, now, lease, limit, queues, ids)
-        return self._jobs(await self._call(self._script("acquire", *args)))
+        rows = await self._call(self._script("acquire", *args))
+        return await self._taken(rows, worker, now, lease, limit, queues, ids)
 
     @staticmethod
     def _acquire_args(
@@ -209,11 +212,59 @@ class RedisStore:
             mode, names = "all", []
         return [stamp(now), worker, stamp(now + lease), limit, mode, *names]
 
-    @staticmethod
-    def _jobs(rows: Sequence[Sequence[str]]) -> list[Job]:
-        jobs = [job_from_hash(row) for row in rows]
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+    async def _taken(
+        self,
+        rows: Sequence[Sequence[str]],
+        worker: str,
+        now: float,
+        lease: float,
+        limit: int,
+        queues: Sequence[str] | None,
+        ids: Sequence[str] | None,
+    ) -> list[Job]:
+        """The acquired hashes as jobs, read one by one. The script has taken them all: a
+        hash that cannot be read is handed back failed for good (spoil.lua), and the batch
+        filled from the tasks behind it."""
+        jobs, corrupt = split_hashes(rows)
+        if corrupt:
+            jobs += await self._call(
+                self._refill(corrupt, worker, now, lease, limit - len(jobs), queues, ids)
+            )
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id.encode()))
         return jobs
+
+    async def _refill(
+        self,
+        corrupt: builtins.list[tuple[Mapping[str, str], CorruptRow]],
+        worker: str,
+        now: float,
+        lease: float,
+        want: int,
+        queues: Sequence[str] | None,
+        ids: Sequence[str] | None,
+    ) -> builtins.list[Job]:
+        jobs: builtins.list[Job] = []
+        while corrupt:
+            await self._spoil(corrupt, now, "failed", worker)
+            if want - len(jobs) <= 0:
+                break
+            args = self._acquire_args(worker, now, lease, want - len(jobs), queues, ids)
+            more, corrupt = split_hashes(await self._script("acquire", *args))
+            jobs += more
+        return jobs
+
+    async def _spoil(
+        self,
+        corrupt: Sequence[tuple[Mapping[str, str], CorruptRow]],
+        now: float,
+        outcome: str,
+        holder: str | None = None,
+    ) -> int:
+        """Fail for good the running tasks whose hashes cannot be read (spoil.lua)."""
+        for fields, error in corrupt:
+            shown = fields.get("id", "")[:64]
+            log.error("task %r cannot be read, failed for good: %s", shown, error.reason)
+        return int(await self._script("spoil", stamp(now), outcome, *spoil_args(corrupt, holder)))
 
     async def complete_and_acquire(
         self,
@@ -235,7 +286,8 @@ class RedisStore:
             calls.append(("acquire", self._acquire_args(worker, now, lease, limit, queues, ids)))
         answers = iter(await self._call(self._scripts_at_once(calls)))
         done = {str(i) for i in next(answers)} if attempts else set()
-        return done, self._jobs(next(answers) if limit > 0 else [])
+        rows = next(answers) if limit > 0 else []
+        return done, await self._taken(rows, worker, now, lease, limit, queues, ids)
 
     async def _scripts_at_once(self, calls: list[tuple[str, list[str | int]]]) -> list[Any]:
         """Run scripts in order in one pipeline; one the server lost (a restart with no
@@ -319,10 +371,9 @@ class RedisStore:
         return await self._call(self._recover(now, list(dead_workers)))
 
     async def _recover(self, now: float, dead_workers: list[str]) -> int:
-        rows = await self._script("lost", stamp(now), *dead_workers)
-        taken = 0
-        for row in rows:
-            job = job_from_hash(row)
+        jobs, corrupt = split_hashes(await self._script("lost", stamp(now), *dead_workers))
+        taken = await self._spoil(corrupt, now, "lost") if corrupt else 0
+        for job in jobs:
             assert job.lease_owner is not None
             dead = job.lease_owner in dead_workers
             failure = decide_lost(job, now, dead=dead)
@@ -348,13 +399,9 @@ class RedisStore:
         await self._call(self._retry(job_id, now))
 
     async def _retry(self, job_id: str, now: float) -> None:
-        state, options, max_attempts = await self._redis().hmget(
-            self._key("job", job_id), ["state", "options", "max_attempts"]
-        )
-        if state is None:
-            raise TaskNotFound(job_id)
-        check_transition(JobState(str(state)), "retry", job_id)
-        budget = int(json.loads(str(options)).get("max_attempts", max_attempts))
+        job = await self._get(job_id)  # as shown: a corrupt one reads as failed
+        check_transition(job.state, "retry", job_id)
+        budget = int(job.options.get("max_attempts", job.max_attempts))
         answer = await self._script("retry", stamp(now), job_id, str(budget))
         if answer[0] == "missing":
             raise TaskNotFound(answer[1])
@@ -377,7 +424,7 @@ class RedisStore:
             stored, attempts = await pipe.execute()
         if not stored:
             raise TaskNotFound(job_id)
-        return job_from_hash(stored, attempt_records(attempts))
+        return readable_hash(stored, attempt_records(attempts))
 
     async def list(self, where: JobFilter, *, limit: int = 50, offset: int = 0) -> list[Job]:
         """Tasks matching `where`, newest first (created_at, then id, descending)."""
@@ -406,7 +453,7 @@ class RedisStore:
                 if skip:
                     skip -= 1
                 elif len(found) < limit:
-                    found.append(job_from_hash(row))
+                    found.append(readable_hash(row))
         return found
 
     async def counts(self) -> Counts:
@@ -418,8 +465,9 @@ class RedisStore:
         counts: dict[tuple[str, JobState], int] = {}
         for field, n in stored.items():
             state, _, queue = str(field).partition(":")
-            if int(n) > 0:
-                counts[(queue, JobState(state))] = int(n)
+            if int(n) > 0:  # a state no task has counts as failed (see `readable_job`)
+                key = (queue, state_or_failed(state))
+                counts[key] = counts.get(key, 0) + int(n)
         return counts
 
     async def purge(self, *, states: Sequence[JobState], finished_before: float) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -16,15 +17,26 @@ from typing import Any, TypeVar
 
 from ..errors import TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs, check_transition, decide_lost
-from ._rows import attempt_from_row, job_from_row, new_job_row, options_texts
+from ._rows import (
+    CorruptRow,
+    Row,
+    UnreadableText,
+    attempt_from_row,
+    new_job_row,
+    options_texts,
+    readable_job,
+    split_rows,
+    state_or_failed,
+)
 from ._sql import load_queries
-from ._sqlite_connection import SQLiteConnection, path_from_url
+from ._sqlite_connection import SQLiteConnection, lenient_text, path_from_url
 from .base import Counts, JobFilter
 
 __all__ = ["SQLiteStore"]
 
+log = logging.getLogger("afterward.store")
+
 T = TypeVar("T")
-Row = dict[str, Any]
 
 _QUERIES = load_queries("sqlite")
 _WAKE_POLL_MIN = 0.001
@@ -121,9 +133,13 @@ class SQLiteStore:
         queues: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
     ) -> list[Job]:
-        take = self._taking(worker, now, lease, limit, queues, ids)
         # Not fsynced on its own: after a power loss the task is simply due again.
-        return await self._db.write(take, durable=False)
+        try:
+            take = self._taking(worker, now, lease, limit, queues, ids)
+            return await self._db.write(take, durable=False)
+        except _NotUtf8:  # rolled back; taken again reading such text leniently
+            careful = self._taking(worker, now, lease, limit, queues, ids, careful=True)
+            return await self._db.write(careful, durable=False)
 
     async def complete_and_acquire(
         self,
@@ -138,12 +154,17 @@ class SQLiteStore:
     ) -> tuple[set[str], list[Job]]:
         """One write: the completions, then the acquire (which sees what they released)."""
         complete = self._completing(worker, attempts, now)
-        take = self._taking(worker, now, lease, limit, queues, ids)
+        for careful in (False, True):
+            take = self._taking(worker, now, lease, limit, queues, ids, careful=careful)
 
-        def write(conn: sqlite3.Connection) -> tuple[set[str], list[Job]]:
-            return complete(conn), take(conn)
+            def write(conn: sqlite3.Connection) -> tuple[set[str], list[Job]]:
+                return complete(conn), take(conn)  # noqa: B023 (called before the next turn)
 
-        return await self._db.write(write, durable=bool(attempts))
+            try:
+                return await self._db.write(write, durable=bool(attempts))
+            except _NotUtf8:  # rolled back, completions too: both again, carefully
+                continue
+        raise AssertionError("unreachable: a careful take never raises _NotUtf8")
 
     def _taking(
         self,
@@ -153,7 +174,13 @@ class SQLiteStore:
         limit: int,
         queues: Sequence[str] | None,
         ids: Sequence[str] | None,
+        *,
+        careful: bool = False,
     ) -> Callable[[sqlite3.Connection], list[Job]]:
+        """The acquire, as a write. Rows are parsed one by one: a row that cannot be read
+        is failed for good (`_spoil`) and the batch filled from the rows behind it. Text
+        that is not UTF-8 fails the statement itself: the write then raises `_NotUtf8`
+        (its transaction rolls back) unless `careful`, which reads such text leniently."""
         params: dict[str, Any] = {
             "worker": worker,
             "now": now,
@@ -169,16 +196,26 @@ class SQLiteStore:
 
         def write(conn: sqlite3.Connection) -> list[Job]:
             self._seen = self._db.data_version()
-            rows = conn.execute(query, params).fetchall()
-            conn.executemany(
-                _QUERIES["open_attempt"],
-                [
-                    {"job_id": r["id"], "number": r["attempts"], "worker": worker, "now": now}
-                    for r in rows
-                ],
-            )
-            rows.sort(key=lambda r: (-r["priority"], r["run_at"], r["id"]))
-            return [job_from_row(r) for r in rows]
+            jobs: list[Job] = []
+            while True:
+                rows = _take(conn, query, params, careful=careful)
+                conn.executemany(
+                    _QUERIES["open_attempt"],
+                    [
+                        {"job_id": r["id"], "number": r["attempts"], "worker": worker, "now": now}
+                        for r in rows
+                    ],
+                )
+                taken, corrupt = split_rows(rows)
+                jobs += taken
+                if not corrupt:
+                    break
+                _spoil(conn, corrupt, now, "failed", owner=worker)
+                params["limit"] = limit - len(jobs)
+                if params["limit"] <= 0:
+                    break
+            jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+            return jobs
 
         return write
 
@@ -277,10 +314,12 @@ class SQLiteStore:
         params = {"now": now, "dead": json.dumps(list(dead_workers))}
 
         def write(conn: sqlite3.Connection) -> int:
-            taken = 0
             conn.execute(_QUERIES["drop_dead_reservations"], params)
-            for row in conn.execute(_QUERIES["lost_leases"], params).fetchall():
-                job = job_from_row(row)
+            with lenient_text(conn):
+                rows = conn.execute(_QUERIES["lost_leases"], params).fetchall()
+            jobs, corrupt = split_rows(rows)
+            taken = _spoil(conn, corrupt, now, "lost")
+            for job in jobs:
                 failure = decide_lost(job, now, dead=job.lease_owner in dead_workers)
                 assert job.lease_owner is not None
                 taken += self._fail(
@@ -357,11 +396,13 @@ class SQLiteStore:
         await self._db.write(write)
 
     def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
-        row = conn.execute(_QUERIES["get_job"], {"id": job_id}).fetchone()
-        if row is None:
-            raise TaskNotFound(job_id)
-        history = conn.execute(_QUERIES["get_attempts"], {"id": job_id}).fetchall()
-        return job_from_row(row, (attempt_from_row(a) for a in history))
+        """The task as `readable_job` shows it (a row that cannot be read, too)."""
+        with lenient_text(conn):
+            row = conn.execute(_QUERIES["get_job"], {"id": job_id}).fetchone()
+            if row is None:
+                raise TaskNotFound(job_id)
+            history = conn.execute(_QUERIES["get_attempts"], {"id": job_id}).fetchall()
+        return readable_job(row, (attempt_from_row(a) for a in history))
 
     async def get(self, job_id: str) -> Job:
         return await self._db.call(lambda conn: self._get(conn, job_id))
@@ -378,14 +419,21 @@ class SQLiteStore:
         }
 
         def read(conn: sqlite3.Connection) -> list[Job]:
-            return [job_from_row(r) for r in conn.execute(_QUERIES["list_jobs"], params)]
+            with lenient_text(conn):
+                rows = conn.execute(_QUERIES["list_jobs"], params).fetchall()
+            return [readable_job(r) for r in rows]
 
         return await self._db.call(read)
 
     async def counts(self) -> Counts:
         def read(conn: sqlite3.Connection) -> Counts:
-            rows = conn.execute(_QUERIES["counts"]).fetchall()
-            return {(r["queue"], JobState(r["state"])): r["n"] for r in rows}
+            with lenient_text(conn):
+                rows = conn.execute(_QUERIES["counts"]).fetchall()
+            counts: dict[tuple[str, JobState], int] = {}
+            for r in rows:  # a state no task has counts as failed (see `readable_job`)
+                key = (str(r["queue"]), state_or_failed(r["state"]))
+                counts[key] = counts.get(key, 0) + r["n"]
+            return counts
 
         return await self._db.call(read)
 
@@ -416,6 +464,58 @@ class SQLiteStore:
             await asyncio.sleep(min(interval, left))
             if now - self._seen_change_at > _WAKE_FAST_FOR:
                 interval = min(interval * 1.25, _WAKE_POLL_MAX)
+
+
+class _NotUtf8(Exception):
+    """An acquire read text that is not UTF-8: its write is undone, to be tried carefully."""
+
+
+def _take(
+    conn: sqlite3.Connection, query: str, params: dict[str, Any], *, careful: bool
+) -> list[Row]:
+    """The acquire statement's rows; see `SQLiteStore._taking`."""
+    if careful:
+        with lenient_text(conn):
+            return conn.execute(query, params).fetchall()
+    try:
+        return conn.execute(query, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        # The driver's decoding (it sets no SQLite error code): the statement's changes
+        # stand until the write's savepoint is rolled back. Another error is raised again
+        # by the careful try.
+        raise _NotUtf8 from exc
+
+
+def _key(value: Any) -> Any:
+    """A stored text as a parameter that finds its row: the bytes of `UnreadableText`."""
+    return value.raw if isinstance(value, UnreadableText) else value
+
+
+def _spoil(
+    conn: sqlite3.Connection,
+    corrupt: list[tuple[Row, CorruptRow]],
+    now: float,
+    outcome: str,
+    *,
+    owner: str | None = None,
+) -> int:
+    """Fail for good the running rows that cannot be read, held by `owner` (by default
+    their own holder); their attempt ends as `outcome`. Returns how many were failed."""
+    failed = 0
+    for row, error in corrupt:
+        params = {
+            "id": _key(row["id"]),
+            "owner": _key(row["lease_owner"]) if owner is None else owner,
+            "now": now,
+            "error": error.reason,
+        }
+        if conn.execute(_QUERIES["spoil_job"], params).rowcount:
+            failed += 1
+            attempt = {"shown": row["id"], "number": row["attempts"], "outcome": outcome}
+            conn.execute(_QUERIES["spoil_attempt"], params | attempt)
+        shown = str(row["id"])[:64]
+        log.error("task %s cannot be read, failed for good: %s", shown, error.reason)
+    return failed
 
 
 def _close_attempt(

@@ -4,18 +4,42 @@
 -- ARGV: prefix, now, worker, lease expiry, limit, mode, names...
 --   mode 'all': every queue; 'queues': only the queues named; 'ids': only the tasks named,
 --   where the worker's own reservations may be taken.
+-- A due job whose numbers this script needs cannot be read as numbers is failed for good
+-- instead (`spoil`), and the jobs behind it are taken: one such hash never stops the queue.
+-- The caller reads the hashes returned one by one and hands back those it cannot read
+-- (spoil.lua).
 -- Returns the acquired jobs' hashes (flat field/value arrays), in order.
 local now_s, worker, expires, limit, mode = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local now = tonumber(now_s)
 
+-- false, after failing `j` for good: its `field` is not a number.
+local function spoiled(j, field)
+  spoil(j, now_s, 'CorruptRow: ' .. field .. ' is not a number', 'failed')
+  return false
+end
+
 local function eligible(j, by_id)
-  if not j or not DUE[j.state] or tonumber(j.run_at) > now then
+  if not j or not DUE[j.state] then
     return false
+  end
+  local run_at = tonumber(j.run_at)
+  if not run_at then
+    return spoiled(j, 'run_at')
+  elseif run_at > now then
+    return false
+  elseif not tonumber(j.attempts) then
+    return spoiled(j, 'attempts')
+  elseif by_id and not tonumber(j.priority) then
+    return spoiled(j, 'priority')
   end
   if j.lease_owner == nil or (by_id and j.lease_owner == worker) then
     return true
   end
-  return tonumber(j.lease_expires_at) < now
+  local lease_expires_at = tonumber(j.lease_expires_at)
+  if not lease_expires_at then
+    return spoiled(j, 'lease_expires_at')
+  end
+  return lease_expires_at < now
 end
 
 local function before(a, b)
@@ -28,7 +52,8 @@ local function before(a, b)
   return bytes_lt(a.id, b.id)
 end
 
--- Up to `need` eligible jobs of one lane, in (run_at, id) order.
+-- Up to `need` eligible jobs of one lane, in (run_at, id) order. An entry whose job is
+-- gone, not due any more (its hash was changed by hand) or failed here is dropped.
 local function from_lane(name, need, into)
   local key, offset, got = PFX .. 'ready:' .. name, 0, 0
   while got < need do
@@ -41,6 +66,9 @@ local function from_lane(name, need, into)
       if eligible(j, false) then
         into[#into + 1] = {priority = 0, run_at = tonumber(j.run_at), id = id, job = j}
         got = got + 1
+      elseif not j or not DUE[j.state] then
+        redis.call('ZREM', key, id)
+        offset = offset - 1
       end
     end
     offset = offset + #batch

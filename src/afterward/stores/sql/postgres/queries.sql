@@ -212,6 +212,32 @@ WITH picked AS (
 )
 SELECT taken.* FROM taken, relaxed ORDER BY priority DESC, run_at, id COLLATE "C";
 
+-- name: spoil
+-- Fail for good running tasks whose rows cannot be read (%(errors)s says why), each held by
+-- its owner in %(owners)s; their attempt ends as %(outcome)s. Returns how many were failed.
+WITH spoiled AS (
+    UPDATE afterward_jobs AS j
+    SET state = 'failed', finished_at = %(now)s, last_error = s.error,
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM unnest(%(ids)s::text[], %(owners)s::text[], %(errors)s::text[]) AS s(id, owner, error)
+    WHERE j.id = s.id AND j.state = 'running' AND j.lease_owner = s.owner
+    RETURNING j.id, j.attempts, s.error
+), closed AS (
+    UPDATE afterward_attempts AS a
+    SET finished_at = %(now)s, outcome = %(outcome)s, error = spoiled.error
+    FROM spoiled WHERE a.job_id = spoiled.id AND a.number = spoiled.attempts
+)
+SELECT count(*) AS n FROM spoiled;
+
+-- name: spoil_at_limit
+-- Fail for good the due tasks whose attempts are at the integer limit: taking one would
+-- count one more, which fails the whole acquire statement ("integer out of range").
+UPDATE afterward_jobs
+SET state = 'failed', finished_at = %(now)s, last_error = %(error)s,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE state IN ('queued', 'scheduled') AND attempts = 2147483647
+RETURNING id;
+
 -- name: extend_leases
 -- Renew the leases (and reservations) a worker still holds. Rows are locked in id order,
 -- the order in which `complete` locks a task and then the next of its chain (ids grow

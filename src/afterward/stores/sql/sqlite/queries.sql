@@ -61,6 +61,21 @@ UPDATE afterward_attempts
 SET finished_at = :now, outcome = :outcome, error = :error, traceback = :traceback
 WHERE job_id = :job_id AND number = :number;
 
+-- name: spoil_job
+-- Fail for good a running task whose row cannot be read (:error says why). The id and owner
+-- are cast: a row whose id is not UTF-8 is found by its bytes.
+UPDATE afterward_jobs
+SET state = 'failed', finished_at = :now, last_error = :error,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE id = CAST(:id AS TEXT) AND state = 'running' AND lease_owner = CAST(:owner AS TEXT);
+
+-- name: spoil_attempt
+-- Close the attempt of a task failed by spoil_job (opened under the id as read: with U+FFFD
+-- for bytes that are not UTF-8).
+UPDATE afterward_attempts
+SET finished_at = :now, outcome = :outcome, error = :error
+WHERE job_id = :shown AND number = :number;
+
 -- name: extend_leases
 -- Renew the leases (and reservations) a worker still holds.
 UPDATE afterward_jobs SET lease_expires_at = :expires
