@@ -100,7 +100,41 @@ def job_from_row(row: Mapping[str, Any], history: Iterable[Attempt] = ()) -> Job
     :raises CorruptRow: a field cannot be read (the first one found is named).
     """
     try:
-        return _job(row, history)
+        id_, function, payload, queue = row["id"], row["function"], row["payload"], row["queue"]
+        priority, attempts, max_attempts = row["priority"], row["attempts"], row["max_attempts"]
+        # What the worker relies on, in a few type tests: a failure goes to `_diagnosis`.
+        if not (
+            type(id_) is str
+            and type(function) is str
+            and type(payload) is str
+            and type(queue) is str
+            and type(priority) is int
+            and type(attempts) is int
+            and type(max_attempts) is int
+        ):
+            raise TypeError("a field of the wrong type")
+        return Job(
+            id=id_,
+            function=function,
+            payload=payload,
+            queue=queue,
+            state=JobState(row["state"]),
+            priority=priority,
+            run_at=float(row["run_at"]),
+            attempts=attempts,
+            max_attempts=max_attempts,
+            options=_options(row["options"]),
+            chain_id=row["chain_id"],
+            prev_id=row["prev_id"],
+            next_id=row["next_id"],
+            unique_key=row["unique_key"],
+            lease_owner=row["lease_owner"],
+            lease_expires_at=_time(row["lease_expires_at"]),
+            created_at=float(row["created_at"]),
+            finished_at=_time(row["finished_at"]),
+            last_error=row["last_error"],
+            history=tuple(history),
+        )
     except Exception:  # anything a bad value raises: the slow look below names it
         raise _diagnosis(row) from None
 
@@ -152,44 +186,6 @@ def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
         error=row["error"],
         traceback=row["traceback"],
     )
-
-
-def _job(row: Mapping[str, Any], history: Iterable[Attempt]) -> Job:
-    """The fast read: what the worker relies on is checked in a few type tests, and any
-    error sends the row to `_diagnosis`."""
-    job = Job(
-        id=row["id"],
-        function=row["function"],
-        payload=row["payload"],
-        queue=row["queue"],
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        run_at=float(row["run_at"]),
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        options=_options(row["options"]),
-        chain_id=row["chain_id"],
-        prev_id=row["prev_id"],
-        next_id=row["next_id"],
-        unique_key=row["unique_key"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=_time(row["lease_expires_at"]),
-        created_at=float(row["created_at"]),
-        finished_at=_time(row["finished_at"]),
-        last_error=row["last_error"],
-        history=tuple(history),
-    )
-    if not (
-        type(job.id) is str
-        and type(job.function) is str
-        and type(job.payload) is str
-        and type(job.queue) is str
-        and type(job.priority) is int
-        and type(job.attempts) is int
-        and type(job.max_attempts) is int
-    ):
-        raise TypeError("a field of the wrong type")
-    return job
 
 
 def _options(stored: Any) -> dict[str, Any]:
