@@ -3,11 +3,12 @@
 import os
 import time
 
-from afterward import Afterward
+from afterward import Afterward, task
 
 afterward = Afterward()
 
 
+@task  # enqueued by the benchmark, not by this app's code
 def note_start(enqueued_at: float, ledger: str) -> None:
     """Append the enqueue→start delay (seconds) to `ledger`."""
     delay = time.time() - enqueued_at

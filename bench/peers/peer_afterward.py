@@ -7,11 +7,12 @@ import sys
 
 import ledger
 
-from afterward import Afterward
+from afterward import Afterward, task
 
 afterward = Afterward(url=os.environ.get("AW_BENCH_URL"), execution="workers")
 
 
+@task
 async def work(enqueued_at: float) -> None:
     """The benchmark's no-op task (async: runs on the worker's event loop)."""
     ledger.record(enqueued_at)

@@ -10,7 +10,7 @@ import time
 
 from fastapi import FastAPI
 
-from afterward import Afterward
+from afterward import Afterward, task
 from afterward.fastapi import BackgroundTasks
 
 afterward = Afterward()
@@ -28,6 +28,7 @@ def long_task(marker: str, seconds: float) -> None:
     append("done.txt", f"{marker} {os.getpid()}")
 
 
+@task  # enqueued by the tests, not by the app's own code
 def tick(n: int) -> None:
     time.sleep(random.uniform(0.001, 0.02))
     append("ledger.txt", str(n))
@@ -44,6 +45,7 @@ def start_long(marker: str, seconds: float, background_tasks: BackgroundTasks) -
     return {"task": ref.id}
 
 
+@task
 def step(chain: int, index: int) -> None:
     """One link of a chain; records `chain:index` after its (short) work."""
     time.sleep(random.uniform(0.0, 0.004))

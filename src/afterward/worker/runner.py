@@ -227,7 +227,7 @@ class Runner:
         """Fail a row that names a function this app does not run, or whose arguments or
         options cannot be decoded, for good (whatever its attempts left); return False."""
         reason = _shorten(_reason(error, secret=bool(job.options.get("redact"))))
-        log.error("task %s refused: %s", job.id, reason)
+        log.error("task %r refused: %r", job.id, reason)  # row text, never raw
         refusal = permanent_failure(reason)
         await self._report(
             lambda: self.store.fail(
