@@ -215,7 +215,7 @@ async def take_jobs(
     if corrupt:
         await spoil(conn, corrupt, now, "failed", owner=worker)
     if refills:
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id.encode()))
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))  # as COLLATE "C"
     return jobs
 
 

@@ -214,10 +214,11 @@ def _row(fields: Hash) -> dict[str, Any]:
     `UnreadableText`. A value that does not convert is left as it is, for `job_from_row`
     to name."""
     row: dict[str, Any] = {name: fields.get(name) for name in _JOB_FIELDS}
-    for name in _TEXT_FIELDS:
-        value = row[name]
-        if value is not None and not value.isascii():
-            row[name] = _text(value)
+    if not all(map(str.isascii, fields.values())):  # one pass in C for the usual case
+        for name in _TEXT_FIELDS:
+            value = row[name]
+            if value is not None and not value.isascii():
+                row[name] = _text(value)
     try:
         for name in _INT_FIELDS:
             row[name] = int(row[name])

@@ -230,7 +230,7 @@ class RedisStore:
             jobs += await self._call(
                 self._refill(corrupt, worker, now, lease, limit - len(jobs), queues, ids)
             )
-        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id.encode()))
+        jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))  # ids: code points sort as UTF-8
         return jobs
 
     async def _refill(
