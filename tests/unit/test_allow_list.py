@@ -61,11 +61,21 @@ FILES = {
                 pass
 
         mailer = Mailer()
+
+
+        class Billing:
+            @classmethod
+            def charge(cls, order_id):
+                pass
+
+        def archive(order_id):
+            pass
     """,
     "shopapp/main.py": """
         import functools
 
         import evillib
+        from starlette.background import BackgroundTask
         from shopapp import tasks
         from shopapp.tasks import mailer, send_receipt
 
@@ -78,6 +88,12 @@ FILES = {
         class Admin:
             async def reindex(self, afterward, shop):
                 await afterward.enqueue(tasks.reindex, shop)
+
+        def starlette_shape(order_id):
+            return BackgroundTask(tasks.archive, order_id)
+
+        def classmethod_task(background_tasks):
+            background_tasks.add_task(tasks.Billing.charge, 1)
 
         def variable(background_tasks):
             chosen = tasks.not_passed_anywhere
@@ -131,6 +147,8 @@ def test_what_the_app_code_passes_to_add_task_is_allowed(shopapp: ModuleType) ->
     assert registry.resolve("shopapp.tasks:mailer.send") == tasks.mailer.send
     assert registry.resolve("shopapp.tasks:restock") is tasks.restock  # via partial
     assert registry.resolve("shopapp.tasks:reindex") is tasks.reindex  # via enqueue
+    assert registry.resolve("shopapp.tasks:archive") is tasks.archive  # BackgroundTask(...)
+    assert registry.resolve("shopapp.tasks:Billing.charge") == tasks.Billing.charge
     assert registry.is_declared("shopapp.tasks:send_receipt")
 
 
