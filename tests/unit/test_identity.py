@@ -118,8 +118,8 @@ def test_without_a_space_nothing_is_judged_by_pid(
 def test_a_foreign_proc_is_not_read_for_zombies(monkeypatch: pytest.MonkeyPatch) -> None:
     # /proc of another namespace: /proc/<pid> there is some other process, maybe a zombie
     monkeypatch.setattr(identity, "_PROC_SELF", "/nonexistent")
-    assert identity._proc_is_ours() is False
-    assert identity._alive(os.getpid(), proc_is_ours=False) is True
+    assert identity.proc_is_ours() is False
+    assert identity._alive(os.getpid(), own_proc=False) is True
 
 
 can_unshare = pytest.mark.skipif(

@@ -21,7 +21,14 @@ import socket
 from collections.abc import Iterable
 from typing import NamedTuple
 
-__all__ = ["WorkerIdentity", "dead_local_workers", "new_worker_id", "parse_worker_id", "pid_space"]
+__all__ = [
+    "WorkerIdentity",
+    "dead_local_workers",
+    "new_worker_id",
+    "parse_worker_id",
+    "pid_space",
+    "proc_is_ours",
+]
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 _PID_NAMESPACE = "/proc/self/ns/pid"
@@ -80,18 +87,18 @@ def dead_local_workers(holders: Iterable[str]) -> list[str]:
     if here is None:
         return []
     host = socket.gethostname()
-    proc_is_ours = _proc_is_ours()
+    own_proc = proc_is_ours()
     dead = []
     for holder in holders:
         identity = parse_worker_id(holder)
         if identity is None or identity.host != host or identity.space != here:
             continue
-        if identity.pid != os.getpid() and not _alive(identity.pid, proc_is_ours):
+        if identity.pid != os.getpid() and not _alive(identity.pid, own_proc):
             dead.append(holder)
     return dead
 
 
-def _proc_is_ours() -> bool:
+def proc_is_ours() -> bool:
     """Whether ``/proc`` shows our PID namespace (not so after ``unshare --pid`` without
     ``--mount-proc``): only then does ``/proc/<pid>`` describe our pid."""
     try:
@@ -100,14 +107,14 @@ def _proc_is_ours() -> bool:
         return False
 
 
-def _alive(pid: int, proc_is_ours: bool) -> bool:
+def _alive(pid: int, own_proc: bool) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    if not proc_is_ours:
+    if not own_proc:
         return True
     try:  # a killed child its parent has not reaped yet is a zombie: dead for our purpose
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:

@@ -1,6 +1,10 @@
 """One worker process: a runner on this process's event loop until SIGTERM or SIGINT, or
 until a plain task overruns its time limit and holds its thread for good: then the process
-retires (exit code `EXIT_RETIRED`) so that its supervisor starts a fresh one."""
+retires (exit code `EXIT_RETIRED`) so that its supervisor starts a fresh one.
+
+Either way, processes its tasks started and left running (a child a task did not wait
+for, or one whose task was cancelled) are stopped before the process exits: SIGTERM, then
+SIGKILL after a few seconds (`stop_descendants`)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import replace
 
 from ..app import Afterward
 from ..errors import StoreError
+from .descendants import stop_descendants
 from .executor import Executor
 from .identity import new_worker_id
 from .runner import Runner
@@ -35,8 +40,9 @@ async def serve(
     concurrency: int | None = None,
     grace_period: float | None = None,
 ) -> int:
-    """Run tasks until SIGTERM/SIGINT, then stop gracefully (see `Runner.run`); return the
-    exit code: 0, or `EXIT_RETIRED` when the runner retired because a thread is stuck."""
+    """Run tasks until SIGTERM/SIGINT, then stop gracefully (see `Runner.run`) and stop
+    the processes tasks left behind; return the exit code: 0, or `EXIT_RETIRED` when the
+    runner retired because a thread is stuck."""
     settings = replace(
         afterward.settings,
         concurrency=concurrency or afterward.settings.concurrency,
@@ -69,6 +75,7 @@ async def serve(
         await runner.run(stop)
     finally:
         executor.shutdown()
+        stop_descendants()  # blocks for at most a few seconds; nothing else runs now
         await afterward.aclose()
     if runner.retired is not None:
         log.error(

@@ -1,4 +1,9 @@
-"""Run N worker processes, restart any that dies, stop them all gracefully on a signal."""
+"""Run N worker processes, restart any that dies, stop them all gracefully on a signal.
+
+The supervisor is the child subreaper of its workers' trees (Linux): a process a task
+started and that outlived its parent (a daemon, or the child of a worker that was
+killed) is re-parented to it instead of init. It reaps those as they exit, and stops the
+ones still alive after its workers have stopped (see `descendants`)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from .descendants import become_subreaper, reap_orphans, stop_descendants
 from .process import EXIT_RETIRED
 
 __all__ = ["Supervisor"]
@@ -26,18 +32,27 @@ class Supervisor:
         self._processes = processes
         self._grace_period = grace_period
         self._stopping = False
+        self._orphans_exited = False
         self.children: list[subprocess.Popen[bytes]] = []
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
 
+    def _on_child_exit(self, signum: int, frame: FrameType | None) -> None:
+        self._orphans_exited = True
+
     def run(self) -> int:
         """Supervise until told to stop; return the exit code."""
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if become_subreaper():
+            signal.signal(signal.SIGCHLD, self._on_child_exit)
         self.children = [self._spawn() for _ in range(self._processes)]
         while not self._stopping:
             time.sleep(_CHECK_INTERVAL)
+            if self._orphans_exited:
+                self._orphans_exited = False
+                reap_orphans(keep={child.pid for child in self.children})
             for i, child in enumerate(self.children):
                 code = child.poll()
                 if code is not None and not self._stopping:
@@ -64,6 +79,8 @@ class Supervisor:
                 log.error("worker process %d did not stop in time; killing it", child.pid)
                 child.kill()
                 child.wait()
+        stop_descendants()  # what tasks left running, re-parented here
+        reap_orphans(keep=())
         return 0
 
 
