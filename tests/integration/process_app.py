@@ -77,3 +77,15 @@ def daemonize() -> None:
     )
     with open("daemon.pid") as pid:
         _note_child("daemon", int(pid.read()))
+
+
+@task
+def short_daemon(n: int) -> None:
+    """Start a daemon that exits after 0.1 s, orphaned at once (a zombie until reaped)."""
+    subprocess.run(
+        ["sh", "-c", f"sleep 0.1 >/dev/null 2>&1 </dev/null & echo $! > short-{n}.pid"],
+        start_new_session=True,
+        check=True,
+    )
+    with open(f"short-{n}.pid") as pid:
+        append("short.txt", pid.read().strip())

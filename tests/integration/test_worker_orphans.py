@@ -134,3 +134,35 @@ def test_no_process_a_task_started_outlives_the_stop(
     assert alive(children(leftovers)) == {}, log
     assert bystander.poll() is None
     assert "process(es) left by tasks (SIGKILL after 3.0 s)" in log
+
+
+def test_the_supervisor_reaps_orphans_that_exit(leftovers: Path) -> None:
+    # Given a supervisor whose workers' tasks started daemons that exit at once
+    url = f"sqlite:///{leftovers / 'tasks.db'}"
+    command = [sys.executable, "-m", "afterward", "worker", TARGET, "--processes", "2"]
+    supervisor = subprocess.Popen(command, cwd=leftovers, env=env_for(leftovers, url))
+    try:
+        afterward = Afterward(url=url, execution="workers")
+        asyncio.run(afterward.enqueue_many(process_app.short_daemon, [(n,) for n in range(5)]))
+        asyncio.run(afterward.aclose())
+        daemons = leftovers / "short.txt"
+        wait_until(
+            lambda: daemons.exists() and len(daemons.read_text().split()) == 5, 30, "the daemons"
+        )
+
+        def zombies() -> list[int]:
+            found = []
+            for pid in map(int, daemons.read_text().split()):
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if fields[0] == "Z" and int(fields[1]) == supervisor.pid:
+                    found.append(pid)
+            return found
+
+        # Then none of them stays a zombie of the supervisor (re-parented to it, reaped)
+        time.sleep(0.5)
+        wait_until(lambda: zombies() == [], 5, "the supervisor to reap its orphans")
+    finally:
+        stop(supervisor)
