@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import sys
 import time
@@ -25,22 +26,33 @@ from afterward import Afterward, task
 from .ledger import record
 
 AUDIT_ENV = "AFTERWARD_FAULTS_AUDIT"
+LIBRARY_ENV = "AFTERWARD_FAULTS_LIBRARY"
+"""A module this app imports as an app imports a library, from a folder on PYTHONPATH
+outside site-packages (the hostile-rows experiment names its functions in rows)."""
 
 afterward = Afterward()
 """Configured from AFTERWARD_URL by the harness; workers load ``faults.app:afterward``."""
 
 
+@task
 def work(key: str, ms: float) -> None:
     """A short task: sleep `ms` milliseconds, then record."""
     time.sleep(ms / 1000)
     record(key)
 
 
+@task
 def burn(key: str, seconds: float) -> None:
     """Hold the GIL in pure Python for `seconds`, then record."""
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
+    record(key)
+
+
+def not_a_task(key: str) -> None:
+    """Defined in the app's module but never registered nor passed to `add_task`: rows
+    naming it must be refused (if one ran, its key would be in the ledger)."""
     record(key)
 
 
@@ -85,6 +97,9 @@ _RUNS_CODE = (
     "ctypes.",
 )
 """Audit events (prefixes) of running a command or foreign code."""
+_TRUSTED_NATIVE = frozenset({"afterward.worker.descendants"})
+"""Callers whose ``ctypes`` use is expected: the worker making itself the subreaper of the
+processes its tasks start (``prctl``), so it can stop them when it stops."""
 _TRUSTED_COMPILERS = frozenset({"typing", "traceback"})
 """Callers whose ``compile``/``eval`` is expected: `typing` evaluating the annotation strings
 of a registered task (decoding its arguments), `traceback` parsing a line of a source file
@@ -103,6 +118,14 @@ def _warm_up() -> None:
     for name in ("redis", "psycopg"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             importlib.metadata.version(name)
+
+
+def _native_by_trusted() -> bool:
+    """Whether the ``ctypes`` call being audited comes from a trusted caller."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("ctypes"):
+        frame = frame.f_back
+    return frame is not None and frame.f_globals.get("__name__") in _TRUSTED_NATIVE
 
 
 def _compiled_by_trusted() -> bool:
@@ -128,10 +151,14 @@ def _install_audit(path: str) -> None:
             if not _compiled_by_trusted():
                 out.write(f"{os.getpid()} {event} {str(args)[:200]!r}\n")
         elif event.startswith(_RUNS_CODE):
+            if event.startswith("ctypes.") and _native_by_trusted():
+                return
             out.write(f"{os.getpid()} {event} {str(args)[:200]!r}\n")
 
     sys.addaudithook(hook)
 
 
+if os.environ.get(LIBRARY_ENV):
+    importlib.import_module(os.environ[LIBRARY_ENV])
 if os.environ.get(AUDIT_ENV):
     _install_audit(os.environ[AUDIT_ENV])

@@ -3,15 +3,25 @@
 whose every import and code execution outside what they had loaded at start is written
 down by an audit hook (``AFTERWARD_FAULTS_AUDIT``, see `faults.app`).
 
-Rows name foreign functions (``os:system``, ``builtins:eval``, ``subprocess:Popen``…) or
-call ``faults.app:work(key: str, ms: float)`` with payloads that are not JSON, JSON of the
-wrong shape, arguments of the wrong types, huge or deeply nested values, NaN and
-infinities, unicode junk, or junk retry options; rows get extreme priorities and
-``run_at`` times. Must hold: no worker process crashes; every hostile row that comes due
-ends `failed` with a readable last error; every valid row succeeds; the audit log stays
-empty and no command ran. A row whose ``run_at`` never comes (far future, infinite) must
-never start and must stay cancellable: that is how it is handled. A row the store refuses
-to write (its `enqueue` raises) must leave nothing behind; those are counted.
+Rows name foreign functions (``os:system``, ``builtins:eval``, ``subprocess:Popen``…),
+functions the app never registered (``faults.app:not_a_task``, ``faults.ledger:record``,
+and ``outside_lib:run`` of a library the app imports from a folder on PYTHONPATH, outside
+site-packages), or call ``faults.app:work(key: str, ms: float)`` with payloads that are
+not JSON, JSON of the wrong shape, arguments of the wrong types, huge or deeply nested
+values, NaN and infinities, unicode junk, or junk retry options; rows get extreme
+priorities and ``run_at`` times. Must hold: no worker process crashes; every hostile row
+that comes due ends `failed` with a readable last error; every valid row succeeds; the
+audit log stays empty and no command ran. A row whose ``run_at`` never comes (far future,
+infinite) must never start and must stay cancellable: that is how it is handled. A row the
+store refuses to write (its `enqueue` raises) must leave nothing behind; those are
+counted.
+
+Then, once those have settled, each corrupt row the store can hold (`faults.corrupt_rows`:
+options that are not JSON, text in a time column, invalid UTF-8, a bogus state, an attempt
+count at the integer limit…) is written with a good task right behind it in the same
+queue: the corrupt row must end `failed` and the good one must finish within `STALL`
+seconds (no queue stalls) of a fresh fleet's first worker being up: corrupt rows are made
+by changing stored tasks in place, so they are written while no worker runs.
 """
 
 from __future__ import annotations
@@ -37,7 +47,8 @@ from afterward import Afterward, AfterwardError, Job, JobState
 from afterward.calls.preparer import new_task_id
 from afterward.jobs import NewJob
 
-from ..app import AUDIT_ENV
+from .. import corrupt_rows
+from ..app import AUDIT_ENV, LIBRARY_ENV
 from ..harness import TERMINAL, Fleet, Result, store_url
 from ..ledger import Ledger
 from ..sizes import Size
@@ -50,6 +61,16 @@ READABLE = re.compile(r"^[A-Za-z_][\w.]*: \S")
 MAX_ERROR = 4000
 """Characters a readable last error stays under (a hostile row can be megabytes)."""
 MB = 1024 * 1024
+STALL = 5.0
+"""Seconds within which a good task right behind a corrupt row must have finished."""
+LIBRARY = "outside_lib"
+LIBRARY_CODE = """import os
+
+
+def run(command: str) -> None:
+    os.system(command)
+"""
+"""The library the app imports from a folder outside site-packages."""
 
 FOREIGN = [
     "os:system",
@@ -94,6 +115,9 @@ FOREIGN = [
     "../../etc/passwd:x",
     "faults.app:wörk",
     "faults.app:work\u200b",
+    "faults.app:not_a_task",
+    "faults.ledger:record",
+    f"{LIBRARY}:run",
 ]
 """Function names no worker may run (every one outside the registry)."""
 
@@ -365,6 +389,9 @@ class AuditedFleet(Fleet):
     def __init__(self, url: str, folder: Path, ledger: Ledger, count: int) -> None:
         self.audit = folder / "audit.log"
         self.log = folder / "workers.log"
+        self.library = folder / "lib"
+        self.library.mkdir(exist_ok=True)
+        (self.library / f"{LIBRARY}.py").write_text(LIBRARY_CODE)
         super().__init__(url, folder, ledger, count, ["--concurrency", "8"])
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -373,7 +400,12 @@ class AuditedFleet(Fleet):
             return subprocess.Popen(
                 [*command, *self.args, "--log-level", "WARNING"],
                 cwd=self.folder,
-                env={**self.env, AUDIT_ENV: str(self.audit)},
+                env={
+                    **self.env,
+                    AUDIT_ENV: str(self.audit),
+                    LIBRARY_ENV: LIBRARY,
+                    "PYTHONPATH": os.pathsep.join([str(self.library), self.env["PYTHONPATH"]]),
+                },
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
@@ -388,6 +420,59 @@ class AuditedFleet(Fleet):
             except OSError:
                 continue
         return found
+
+
+@dataclass
+class Corrupt:
+    """A corrupt row the store holds, and the good task written right behind it."""
+
+    case: str
+    id: str
+    probe: str
+    due: bool
+
+
+async def _write_corrupt(url: str, kind: str) -> list[Corrupt]:
+    """Each corrupt row `kind` can hold, each followed by a good task in its queue."""
+    written = []
+    afterward = Afterward(url=url, execution="workers")
+    try:
+        await afterward.open()
+        for case in corrupt_rows.CASES[kind]:
+            if case in corrupt_rows.REFUSED[kind]:
+                continue
+            job_id = await corrupt_rows.write_corrupt(url, case)
+            probe = NewJob(
+                id=new_task_id(),
+                function=WORK,
+                payload=_payload({"args": [f"probe-{case}", 1]}),
+                max_attempts=1,
+            )
+            await afterward.store.enqueue([probe], now=time.time())
+            due = (kind, case) not in corrupt_rows.NEVER_DUE
+            written.append(Corrupt(case, job_id, probe.id, due))
+    finally:
+        await afterward.aclose()
+    return written
+
+
+def _stalled(corrupt: list[Corrupt], jobs: dict[str, Job], started: float) -> list[str]:
+    """The cases whose good task did not succeed within `STALL` seconds of `started`."""
+    late = []
+    for row in corrupt:
+        probe = jobs[row.probe]
+        took = (probe.finished_at or math.inf) - started
+        if probe.state is not JobState.SUCCEEDED or took > STALL:
+            late.append(f"{row.case} ({probe.state.value}, {took:.1f} s)")
+    return late
+
+
+def _wait_audited(fleet: AuditedFleet, count: int, timeout: float = 30.0) -> float:
+    """Wait until `count` workers of `fleet` run with the audit hook; return the time."""
+    deadline = time.monotonic() + timeout
+    while fleet.audited() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return time.time()
 
 
 def _readable(job: Job) -> bool:
@@ -411,8 +496,23 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
         crashed = sum(1 for proc in fleet.procs if proc.poll() is not None)
     finally:
         codes = fleet.stop()
+    # Corrupt rows are made by changing stored tasks in place, which a running worker could
+    # take in between: they are written while no worker runs, then a fresh fleet starts.
+    corrupt = asyncio.run(_write_corrupt(url, kind))
+    fleet = AuditedFleet(url, folder, ledger, size.workers)
+    try:
+        started = _wait_audited(fleet, 1)  # a worker is up: from now, the queue must flow
+        _wait_audited(fleet, size.workers)
+        behind = [c.probe for c in corrupt] + [c.id for c in corrupt if c.due]
+        seconds += _wait_settled(url, behind, timeout=60)
+        audited = min(audited, fleet.audited())
+        crashed += sum(1 for proc in fleet.procs if proc.poll() is not None)
+    finally:
+        codes += fleet.stop()
     never = [r for r in stored if r.never_due]
-    jobs = asyncio.run(_jobs(url, [r.job.id for r in stored]))
+    jobs = asyncio.run(_jobs(url, [r.job.id for r in stored] + [c.probe for c in corrupt]))
+    broken = asyncio.run(_jobs(url, [c.id for c in corrupt if c.due]))
+    chosen = {_key(r) for r in valid_rows(stored)} | {f"probe-{c.case}" for c in corrupt}
     hostile = [jobs[r.job.id] for r in due if not r.valid]
     valid = [r for r in due if r.valid]
     runs = ledger.runs()
@@ -421,6 +521,9 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
     cancelled = asyncio.run(_cancel(url, [r.job.id for r in never]))
     stuck = Counter(j.state.value for j in hostile if j.state is not JobState.FAILED)
     unreadable = [j for j in hostile if j.state is JobState.FAILED and not _readable(j)]
+    outside = sorted(key for key in runs if key not in chosen)
+    not_failed = [c.case for c in corrupt if c.due and broken[c.id].state is not JobState.FAILED]
+    stalled = _stalled(corrupt, jobs, started)
     audit = folder / "audit.log"
     audit_lines = audit.read_text(errors="replace").splitlines() if audit.exists() else []
     result = Result(
@@ -438,8 +541,13 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
             f"audit hook in all {size.workers} workers": audited == size.workers,
             "imports / code run outside the registry 0": not audit_lines,
             "no command ran": not (folder / "pwned").exists(),
+            "rows that ran a function outside the allow-list 0": not outside,
+            "corrupt rows failed": not not_failed,
+            f"queue stalls 0 (good task behind each corrupt row done in {STALL:.0f} s)": (
+                not stalled
+            ),
             "never-due rows never started, cancellable": never_started == cancelled == len(never),
-            "refused writes left nothing": held == len(stored),
+            "refused writes left nothing": held == len(stored) + 2 * len(corrupt),
         },
         notes=(
             f"{len(rows)} rows: {dict(Counter(r.kind for r in rows))}; stored {len(stored)}, "
@@ -448,10 +556,17 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
             f"{len(valid)}; never due {len(never)} "
             f"({dict(Counter(jobs[r.job.id].state.value for r in never))}); audit: "
             f"{audit_lines[:5]}; last errors: "
-            f"{dict(Counter((j.last_error or '').split(':')[0] for j in hostile))}"
+            f"{dict(Counter((j.last_error or '').split(':')[0] for j in hostile))}; "
+            f"corrupt rows {len(corrupt)} (not failed: {not_failed}; stalled: {stalled}; "
+            f"reasons: {sorted({(j.last_error or '')[:60] for j in broken.values()})}); "
+            f"ran outside the allow-list: {outside[:3]}"
         ),
     )
     return result, [url]
+
+
+def valid_rows(rows: list[Row]) -> list[Row]:
+    return [r for r in rows if r.valid]
 
 
 def _key(row: Row) -> str:
