@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any, TypedDict, TypeVar, Unpack, cast, overload
 
 from .calls.declared import declared_in
-from .calls.naming import Target, find, target_of
+from .calls.naming import Target, find, is_unbound, target_of
 from .errors import FunctionNotImportable, UnknownFunction
 from .options import (
     check_attempts,
@@ -131,7 +131,7 @@ class TaskRegistry:
 
         :raises FunctionNotImportable: a worker could not find `func` by name.
         """
-        found = target_of(func, _holder_scope(func))
+        found = target_of(func)
         self._declared[found.name] = found.func
         return found.name
 
@@ -187,7 +187,7 @@ class TaskRegistry:
         except UnknownFunction as exc:
             reason = f" ({exc})"
         else:
-            if is_task(marked):
+            if is_task(marked) and not is_unbound(name, marked):  # never `self` from a row
                 self._declared[name] = marked
                 return marked
             reason = ""
@@ -210,26 +210,10 @@ class TaskRegistry:
         ]
         for module in modules:
             self._read.add(module.__name__)
-        for func in declared_in(modules):
+        for func, scope in declared_in(modules):
             try:
-                found = target_of(func, _holder_scope(func))
+                found = target_of(func, scope)
             except (FunctionNotImportable, TypeError):
                 continue  # passed, but not storable: it runs in memory, never from a row
             self._declared.setdefault(found.name, found.func)
         return bool(modules)
-
-
-def _holder_scope(func: Callable[..., Any]) -> Mapping[str, Any] | None:
-    """The globals of a module holding `func`'s object at its top level (a bound method
-    of a module-level object is named after that module's variable), or None."""
-    owner = getattr(func, "__self__", None)
-    if owner is None or isinstance(owner, type | ModuleType):
-        return None
-    home = sys.modules.get(type(owner).__module__)
-    candidates = [home] if home is not None else []
-    candidates += [m for m in list(sys.modules.values()) if m is not home]
-    for module in candidates:
-        scope = getattr(module, "__dict__", None)
-        if isinstance(scope, dict) and any(v is owner for v in list(scope.values())):
-            return scope
-    return None

@@ -8,6 +8,7 @@ Debian's dist-packages is), so that no rule can lean on where a module's file li
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ from types import ModuleType
 
 import pytest
 
-from afterward import task
-from afterward.errors import UnknownFunction
+from afterward import Afterward, task
+from afterward.errors import FunctionNotImportable, UnknownFunction
 from afterward.tasks import TaskRegistry
 
 FILES = {
@@ -70,11 +71,62 @@ FILES = {
 
         def archive(order_id):
             pass
+
+
+        class Webhook:
+            def __init__(self, url):
+                self.url = url
+                self.peer = None
+
+            @task
+            def deliver(self, event):
+                pass
+
+
+        hooks = Webhook("https://partner.example/hook")
+        hooks.peer = Webhook("http://169.254.169.254/")
+
+        LOOKUPS = []
+
+
+        class Lazy:
+            def __getattr__(self, name):
+                LOOKUPS.append(name)
+                raise RuntimeError("app code ran")
+
+            @property
+            def conn(self):
+                LOOKUPS.append("conn")
+                raise RuntimeError("app code ran")
+
+
+        lazy = Lazy()
+
+
+        class Repo:
+            session = Lazy()  # read by type, never through its __getattr__
+
+
+        class Hostile:
+            @property
+            def __class__(self):
+                raise RuntimeError("app code ran")
+
+
+        hostile = Hostile()
+
+        def handler_for(kind):
+            return send_receipt
+
+        def audited(order_id):
+            pass
     """,
     "shopapp/main.py": """
         import functools
+        import importlib
 
         import evillib
+        from shopapp.tasks import handler_for
         from starlette.background import BackgroundTask
         from shopapp import tasks
         from shopapp.tasks import mailer, send_receipt
@@ -94,6 +146,21 @@ FILES = {
 
         def classmethod_task(background_tasks):
             background_tasks.add_task(tasks.Billing.charge, 1)
+
+        def logged(func):
+            @functools.wraps(func)
+            def wrapper(*args, **kwargs):
+                return func(*args, **kwargs)
+            return wrapper
+
+        @logged
+        def decorated(background_tasks):
+            background_tasks.add_task(tasks.audited, 1)
+
+        def plugin(background_tasks, name, kind):
+            background_tasks.add_task(importlib.import_module(name).run)
+            background_tasks.add_task(tasks.handler_for(kind), 1)
+            background_tasks.add_task(handler_for(kind), 2)
 
         def variable(background_tasks):
             chosen = tasks.not_passed_anywhere
@@ -199,3 +266,72 @@ def test_generator_functions_are_refused(shopapp: ModuleType) -> None:
     with pytest.raises(UnknownFunction, match="generator function"):
         task(stream)
         TaskRegistry().resolve("shopapp.tasks:stream")
+
+
+def test_only_a_passed_value_is_declared_not_a_called_one(shopapp: ModuleType) -> None:
+    # Given code that passes what a call returns (add_task(import_module(name).run))
+    registry = _app_registry()
+    # Then the functions called there are not declared (only what is passed could be)
+    for name in ("importlib:import_module", "shopapp.tasks:handler_for"):
+        assert not registry.is_declared(name)
+    # And a function passed through a functools.wraps decorator's endpoint is declared
+    assert registry.is_declared("shopapp.tasks:audited")
+
+
+def test_a_row_cannot_choose_self_or_walk_objects(shopapp: ModuleType) -> None:
+    # Given a @task method of a class, and the module-level object whose method it is
+    registry = _app_registry()
+    tasks = sys.modules["shopapp.tasks"]
+    # Then the object's method runs, but not the function reached through the class (the
+    # row would give `self`), nor a method of an object reached through another
+    assert registry.resolve("shopapp.tasks:hooks.deliver") == tasks.hooks.deliver
+    for name in ("shopapp.tasks:Webhook.deliver", "shopapp.tasks:hooks.peer.deliver"):
+        with pytest.raises(UnknownFunction):
+            registry.resolve(name)
+
+
+def test_resolving_and_reading_run_no_app_code(shopapp: ModuleType) -> None:
+    # Given objects whose __getattr__, properties and __class__ run code
+    registry = _app_registry()
+    tasks = sys.modules["shopapp.tasks"]
+    # When rows name their attributes, and the app's code is read
+    for name in (
+        "shopapp.tasks:lazy.anything",
+        "shopapp.tasks:lazy.conn",
+        "shopapp.tasks:hostile.x",
+    ):
+        with pytest.raises(UnknownFunction):
+            registry.resolve(name)
+    # Then none of that code ran, and what the app passes is still declared
+    assert tasks.LOOKUPS == []
+    assert registry.is_declared("shopapp.tasks:send_receipt")
+
+
+def test_a_method_of_an_imported_object_has_one_name_everywhere(shopapp: ModuleType) -> None:
+    # Given `mailer`, made in shopapp.tasks, passed by shopapp.main which imports it
+    main, tasks = sys.modules["shopapp.main"], sys.modules["shopapp.tasks"]
+    # When add_task names it from the caller's module, and a worker from the app's code
+    named = TaskRegistry().target(tasks.mailer.send, vars(main)).name
+    # Then both give the name of the module that made it
+    assert named == "shopapp.tasks:mailer.send"
+    assert _app_registry().is_declared(named)
+
+
+def test_add_task_of_an_undeclared_function_warns_once_or_is_refused_in_strict_mode(
+    shopapp: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a function the app passes only through a variable (a worker would refuse it)
+    func = sys.modules["shopapp.tasks"].not_passed_anywhere
+    relaxed = Afterward(url=f"sqlite:///{tmp_path / 'a.db'}")
+    relaxed.registry.allow_package("shopapp.main")
+    # When it is prepared twice, Then it is stored, with one warning naming the fix
+    with caplog.at_level(logging.WARNING, logger="afterward"):
+        relaxed.prepare(func, (), {})
+        relaxed.prepare(func, (), {})
+    warnings = [r.getMessage() for r in caplog.records if "not_passed_anywhere" in r.getMessage()]
+    assert len(warnings) == 1 and "mark the function with @task" in warnings[0]
+    # And strict mode refuses it at every call
+    strict = Afterward(url=f"sqlite:///{tmp_path / 'b.db'}", strict=True)
+    for _ in range(2):
+        with pytest.raises(FunctionNotImportable, match="would refuse its tasks"):
+            strict.prepare(func, (), {})

@@ -366,3 +366,21 @@ def test_decoding_positional_calls_agrees_with_signature_bind(func: Any, count: 
     else:
         with pytest.raises(ValueError, match="arguments do not fit"):
             decode_call(func, payload)
+
+
+def _purge(user_id: int, note: str = "") -> None: ...
+
+
+def test_a_row_saying_typed_still_meets_the_annotations() -> None:
+    # Given rows that claim their payload is typed, with values the annotations refuse
+    rows = [
+        '{"args": ["1 OR 1=1"], "typed": true}',
+        json.dumps({"args": [{"$afterward": "uuid", "v": str(uuid.uuid4())}], "typed": True}),
+        '{"args": [1], "kwargs": {"note": {"$afterward": "bytes", "v": "aGk="}}, "typed": true}',
+    ]
+    # Then each is refused as a value of the wrong type, as a plain payload would be
+    for row in rows:
+        with pytest.raises(ValueError):
+            decode_call(_purge, row)
+    # And a typed value of the annotated type is accepted as it is
+    assert decode_call(_purge, '{"args": [7], "typed": true}') == ([7], {})

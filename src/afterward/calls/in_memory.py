@@ -91,7 +91,7 @@ def stand_in(call: str, site: str, reason: str) -> None:
 
 
 def _skip(call: str, site: str, reason: str) -> None:
-    log.warning("going on with the chain without %s (added at %s), lost earlier", call, site)
+    log.warning("going on with the chain without %r (added at %r), lost earlier", call, site)
 
 
 def stand_in_for(attempt: int) -> Callable[..., None]:

@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any
 
 from ..errors import FunctionNotImportable, UnknownFunction
 
-__all__ = ["Target", "find", "target_of"]
+__all__ = ["Target", "bind", "find", "is_unbound", "target_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,9 @@ def _method_name(method: Any, scope: Mapping[str, Any] | None) -> str:
         path = f"{owner.__qualname__}.{name}"
         if "<locals>" not in path and _walk(sys.modules.get(owner.__module__), path) == method:
             return f"{owner.__module__}:{path}"
-    elif scope is not None:
-        module = scope.get("__name__")
-        for var, value in scope.items():
-            held = value is owner and var.isidentifier() and not _is_dunder(var)
-            if held and _walk(sys.modules.get(module or ""), f"{var}.{name}") == method:
+    else:
+        for module, var in _holders(owner, scope):
+            if _walk(sys.modules.get(module), f"{var}.{name}") == method:
                 return f"{module}:{var}.{name}"
     raise FunctionNotImportable(
         f"add_task() cannot store {type(owner).__qualname__}.{name}: it is a method of an "
@@ -106,15 +105,38 @@ def _method_name(method: Any, scope: Mapping[str, Any] | None) -> str:
     )
 
 
+def _holders(owner: object, scope: Mapping[str, Any] | None) -> Iterator[tuple[str, str]]:
+    """(module, variable) pairs naming `owner` at a module's top level, in an order that
+    gives one object the same name wherever it is passed from: the module of its class,
+    then `scope` (the module of the code passing it) or, without one, any loaded module
+    (`Afterward(tasks=[...])`, worked out once)."""
+    home = sys.modules.get(type(owner).__module__)
+    first = [vars(home)] if home is not None else []
+    rest = [scope] if scope is not None else [vars(m) for m in list(sys.modules.values())]
+    for held in itertools.chain(first, rest):
+        module = held.get("__name__")
+        if isinstance(module, str):
+            for var, value in list(held.items()):
+                if value is owner and var.isidentifier() and not _is_dunder(var):
+                    yield module, var
+
+
 def find(name: str) -> Callable[..., Any]:
-    """The callable stored as `name`, walked from its already-imported module.
+    """The callable stored as `name`, found in its already-imported module.
 
-    Only what `target_of` produces is admitted: each step is a public or private name
-    (never a dunder), no step leaves the module for another module, and the end is a
-    Python function or a method of one (never a builtin, a class or another callable).
+    Only the shapes `target_of` produces are admitted, each step read statically (no
+    property or ``__getattr__`` of the application runs):
 
-    :raises UnknownFunction: `name` is malformed, its module is not imported, or the walk
-        does not end at such a function.
+    - ``f``: a function defined in the module;
+    - ``Class.f`` (or ``Outer.Inner.f``): a function, staticmethod or classmethod of a
+      class defined in the module;
+    - ``obj.m``: a method, defined on its class, of an object the module holds.
+
+    No step is a dunder or leaves the module, and the end is never a builtin, a class or
+    a generator function.
+
+    :raises UnknownFunction: `name` is malformed, its module is not imported, or it does
+        not name such a function.
     """
     module_name, sep, path = name.partition(":")
     parts = path.split(".")
@@ -128,6 +150,9 @@ def find(name: str) -> Callable[..., Any]:
             f"{name!r}: module {module_name!r} is not part of the loaded application "
             "(workers never import modules named by a task)"
         )
+    head = vars(module).get(parts[0])
+    if len(parts) > 1 and not _is_class(head) and (len(parts) > 2 or _is_module(head)):
+        raise UnknownFunction(f"{name!r}: only a method of a module-level object is reached")
     found = _walk(module, path)
     if not inspect.isfunction(getattr(found, "__func__", found)):
         raise UnknownFunction(f"{name!r} is not a function or a method of one")
@@ -136,23 +161,74 @@ def find(name: str) -> Callable[..., Any]:
     # A function, or a class whose methods are walked, must be defined in the module: an
     # imported library function or class is not the application's choice. A module-level
     # object (`mailer = Mailer()`) is, whatever its type.
-    head = found if len(parts) == 1 else module.__dict__.get(parts[0])
-    if (len(parts) == 1 or isinstance(head, type)) and head.__module__ != module_name:
+    home = (
+        found.__module__
+        if len(parts) == 1
+        else vars(head).get("__module__")
+        if _is_class(head)
+        else module_name
+    )
+    if home != module_name:
         raise UnknownFunction(f"{name!r} is not defined in {module_name!r}")
     return found  # type: ignore[no-any-return]
 
 
+def is_unbound(name: str, func: Callable[..., Any]) -> bool:
+    """Whether `name` reaches `func` as a plain function through a class (``Class.f``), so
+    that a call passes the instance as its first argument (the row would choose it)."""
+    return "." in name.partition(":")[2] and inspect.isfunction(func) and not _static(name)
+
+
+def _static(name: str) -> bool:
+    module_name, _, path = name.partition(":")
+    *classes, last = path.split(".")
+    owner = _walk(sys.modules.get(module_name), ".".join(classes))
+    return _is_class(owner) and type(vars(owner).get(last)) is staticmethod
+
+
 def _walk(module: ModuleType | None, path: str) -> Any:
     """`module.a.b.c` for ``path="a.b.c"``, or None where a step is missing or would enter
-    another module (a stored name never reaches code through a module's imports)."""
+    another module (a stored name never reaches code through a module's imports).
+
+    Each step is read statically (`inspect.getattr_static`): no property, descriptor or
+    ``__getattr__`` of the application runs. The last step is bound as Python would bind
+    it: a classmethod to its class, a method defined on an object's class to the object."""
+    if module is None:
+        return None
+    owner: Any = None
     found: Any = module
     for step in path.split("."):
-        if found is None:
+        if found is None or (_is_module(found) and found is not module):
             return None
-        found = found.__dict__.get(step) if found is module else getattr(found, step, None)
-        if isinstance(found, ModuleType):
-            return None
+        owner = found
+        found = (
+            vars(module).get(step) if owner is module else inspect.getattr_static(owner, step, None)
+        )
+    if _is_module(found):
+        return None
+    return found if owner is module else bind(owner, step, found)
+
+
+def bind(owner: Any, name: str, found: Any) -> Any:
+    """`found`, read statically as `owner`'s attribute `name`, as ``owner.name`` would
+    give it: functions and static and class methods bound; anything else (or a function
+    an object holds in its own ``__dict__``) as it is."""
+    if _is_class(owner):
+        if type(found) in (FunctionType, staticmethod, classmethod):
+            return found.__get__(None, owner)
+        return found
+    on_class = any(vars(kind).get(name) is found for kind in type(owner).__mro__)
+    if on_class and type(found) is FunctionType:
+        return found.__get__(owner, type(owner))
     return found
+
+
+def _is_class(value: Any) -> bool:
+    return issubclass(type(value), type)
+
+
+def _is_module(value: Any) -> bool:
+    return issubclass(type(value), ModuleType)
 
 
 def _is_generator(func: Any) -> bool:

@@ -57,6 +57,8 @@ class Preparer:
         self._stand_in_name = registry.name_of(stand_in)
         self._templates: weakref.WeakKeyDictionary[Callable[..., Any], _Template]
         self._templates = weakref.WeakKeyDictionary()
+        self._declared: dict[str, bool] = {}
+        """Whether each name `_check_declared` has seen is declared (see `TaskRegistry`)."""
         self.not_durable: dict[CallSite, str] = {}
         """`add_task` call sites seen by this preparer whose calls ran in memory, and why."""
 
@@ -135,7 +137,12 @@ class Preparer:
 
         :raises FunctionNotImportable: in strict mode.
         """
-        if name == self._stand_in_name or self._registry.is_declared(name):
+        if name == self._stand_in_name:
+            return
+        seen = name in self._declared
+        if not seen:  # a bound method's template is made at every call: look once
+            self._declared[name] = self._registry.is_declared(name)
+        if self._declared[name] or (seen and not self._settings.strict):
             return
         problem = (
             f"{name} is passed to add_task where afterward cannot see it in the application's "

@@ -163,39 +163,67 @@ def decode_call(func: Callable[..., Any], payload: str) -> tuple[list[Any], dict
     if not isinstance(raw_kwargs, dict):
         raise ValueError("payload 'kwargs' is not an object")
     if body.get("typed") is True:  # the types are in the payload (`encode_typed_call`)
-        return [from_typed(a) for a in raw_args], {k: from_typed(v) for k, v in raw_kwargs.items()}
+        args = [from_typed(a) for a in raw_args]
+        kwargs = {k: from_typed(v) for k, v in raw_kwargs.items()}
+        _check_typed(func, args, kwargs)
+        return args, kwargs
     return _validated(func, raw_args, raw_kwargs)
+
+
+def _check_typed(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Refuse typed arguments their annotations do not accept as they are (strictly): a
+    row says its payload is typed, and must not get past the function's annotations by
+    saying so."""
+    _each_annotated(func, args, kwargs, _Adapter.accept)
 
 
 def _validated(
     func: Callable[..., Any], raw_args: list[Any], raw_kwargs: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
     """Plain JSON arguments, each validated into its parameter's annotated type."""
-    signature, adapters = _call_spec(func)
     if not raw_kwargs:
         fewest, most = _positional_counts(func)
         if fewest <= len(raw_args) <= most < sys.maxsize:  # no *args: matched by position
+            adapters = _call_spec(func)[1]
             names = _positional_names(func)
             return [
                 value if (adapter := adapters.get(name)) is None else adapter.validate(value)
                 for name, value in zip(names, raw_args, strict=False)
             ], {}
+    bound = _each_annotated(func, raw_args, raw_kwargs, _Adapter.validate)
+    return list(bound.args), dict(bound.kwargs)
+
+
+def _each_annotated(
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    apply: Callable[[_Adapter, Any], Any],
+) -> inspect.BoundArguments:
+    """`args` and `kwargs` bound to `func`'s parameters, each value of an annotated one
+    replaced by `apply(its adapter, value)` (or kept, where `apply` returns None)."""
+    signature, adapters = _call_spec(func)
     try:
-        bound = signature.bind(*raw_args, **raw_kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise ValueError(f"arguments do not fit {func.__qualname__}{signature}: {exc}") from None
+
+    def one(adapter: _Adapter, value: Any) -> Any:
+        applied = apply(adapter, value)
+        return value if applied is None else applied
+
     for name, value in bound.arguments.items():
         adapter = adapters.get(name)
         if adapter is None:
             continue
         kind = signature.parameters[name].kind
         if kind is inspect.Parameter.VAR_POSITIONAL:
-            bound.arguments[name] = tuple(adapter.validate(v) for v in value)
+            bound.arguments[name] = tuple(one(adapter, v) for v in value)
         elif kind is inspect.Parameter.VAR_KEYWORD:
-            bound.arguments[name] = {k: adapter.validate(v) for k, v in value.items()}
+            bound.arguments[name] = {k: one(adapter, v) for k, v in value.items()}
         else:
-            bound.arguments[name] = adapter.validate(value)
-    return list(bound.args), dict(bound.kwargs)
+            bound.arguments[name] = one(adapter, value)
+    return bound
 
 
 class _Adapter:
@@ -227,6 +255,12 @@ class _Adapter:
         return self.exact is not None and (
             kind is self.exact or (kind is int and self.exact is float)
         )
+
+    def accept(self, value: Any) -> None:
+        """Refuse (`pydantic.ValidationError`) a value that is not of the annotated type
+        as it is, without converting it."""
+        if not self.keeps(value):
+            self._adapter.validate_python([value] if self._wrapped else value, strict=True)
 
     def validate(self, value: Any) -> Any:
         if self.keeps(value):
