@@ -232,7 +232,7 @@ async def spoil_at_limit(conn: Conn, now: float) -> None:
     """Fail for good the due tasks whose attempts cannot count one more (see `take_jobs`)."""
     params = {"now": now, "error": _AT_LIMIT.reason}
     for row in await (await conn.execute(QUERIES["spoil_at_limit"], params)).fetchall():
-        log.error("task %s cannot be taken, failed for good: %s", row["id"], _AT_LIMIT.reason)
+        log.error("task %r cannot be taken, failed for good: %s", row["id"], _AT_LIMIT.reason)
 
 
 async def spoil(
@@ -254,7 +254,7 @@ async def spoil(
     }
     row = await (await conn.execute(QUERIES["spoil"], params)).fetchone()
     for stored, error in corrupt:
-        log.error("task %s cannot be read, failed for good: %s", stored["id"], error.reason)
+        log.error("task %r cannot be read, failed for good: %s", stored["id"], error.reason)
     return 0 if row is None else int(row["n"])
 
 

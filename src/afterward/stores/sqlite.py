@@ -514,7 +514,7 @@ def _spoil(
             attempt = {"shown": row["id"], "number": row["attempts"], "outcome": outcome}
             conn.execute(_QUERIES["spoil_attempt"], params | attempt)
         shown = str(row["id"])[:64]
-        log.error("task %s cannot be read, failed for good: %s", shown, error.reason)
+        log.error("task %r cannot be read, failed for good: %s", shown, error.reason)
     return failed
 
 
