@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from afterward.errors import TaskNotFound
+from afterward.errors import StoreError, TaskNotFound
 from afterward.jobs import JobState
 from afterward.stores import JobFilter, Store, store_from_url
 
@@ -64,6 +65,52 @@ async def test_list_filters_by_state_queue_function_and_chain(store: Store, cloc
         made["mail2"],
     }
     assert await ids(JobFilter(queue="nowhere")) == set()
+
+
+async def test_list_by_id_prefix_takes_the_prefix_literally(store: Store, clock: Clock) -> None:
+    # Given tasks whose ids share starts, one holding LIKE's wildcards
+    ids = ["ab%_1", "abc-1", "abc-2", "abd", "xabc"]
+    for job_id in ids:
+        clock.advance(1)
+        await store.enqueue([new_job(id=job_id)], now=clock())
+
+    async def starting(prefix: str, **kw: Any) -> list[str]:
+        return [j.id for j in await store.list(JobFilter(id_prefix=prefix, **kw))]
+
+    # When tasks are listed by the start of their id
+    # Then exactly those whose id starts with it come back, newest first
+    assert await starting("abc") == ["abc-2", "abc-1"]
+    assert await starting("abc-1") == ["abc-1"]
+    assert await starting("a") == ["abd", "abc-2", "abc-1", "ab%_1"]
+    # and % and _ are characters, not wildcards
+    assert await starting("ab%") == ["ab%_1"]
+    assert await starting("ab_") == []
+    assert await starting("b") == [] and await starting("abc-10") == []
+    # And the prefix combines with the other filters and with limit
+    assert await starting("abc", states=[JobState.FAILED]) == []
+    assert [j.id for j in await store.list(JobFilter(id_prefix="abc"), limit=1)] == ["abc-2"]
+
+
+async def test_open_without_create_refuses_a_store_that_does_not_exist(store_url: str) -> None:
+    # Given a URL where no store was ever opened
+    reader = store_from_url(store_url)
+    # When it is opened without creating, Then it refuses, naming what it tried
+    for _ in range(2):  # and the first refusal left nothing behind for the second to find
+        with pytest.raises(StoreError, match="^no afterward store at"):
+            await reader.open(create=False)
+    # Given the store created by an ordinary open, with a task in it
+    writer = store_from_url(store_url)
+    await writer.open()
+    try:
+        await writer.enqueue([new_job(id="only")], now=1_800_000_000.0)
+    finally:
+        await writer.close()
+    # When it is opened without creating, Then it reads as usual
+    await reader.open(create=False)
+    try:
+        assert [j.id for j in await reader.list(JobFilter())] == ["only"]
+    finally:
+        await reader.close()
 
 
 async def test_list_is_newest_first_and_pages(store: Store, clock: Clock) -> None:

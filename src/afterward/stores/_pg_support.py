@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from ..errors import ConfigurationError, SchemaTooNew
+from ..errors import ConfigurationError, SchemaTooNew, StoreError
 from ._sql import load_migrations, load_queries, load_schema
 
 __all__ = ["QUERIES", "Target", "Waker", "migrate"]
@@ -84,10 +84,15 @@ def _key(item: str) -> str:
     return unquote(item.partition("=")[0])
 
 
-async def migrate(conn: psycopg.AsyncConnection[TupleRow], target: Target) -> None:
+async def migrate(
+    conn: psycopg.AsyncConnection[TupleRow], target: Target, *, create: bool = True
+) -> None:
     """Create or upgrade `target`'s schema, in one transaction, one process at a time.
 
+    :param create: False: a schema that does not exist, or holds no afterward store, is
+        not created; `StoreError` says so.
     :raises SchemaTooNew: the schema is newer than this code.
+    :raises StoreError: no store there, and `create` is False.
     """
     migrations = load_migrations("postgres")
     latest = migrations[-1].version
@@ -95,9 +100,12 @@ async def migrate(conn: psycopg.AsyncConnection[TupleRow], target: Target) -> No
         await conn.execute(QUERIES["lock_schema"], {"key": target.lock_key})
         cur = await conn.execute(QUERIES["schema_state"], {"schema": target.schema})
         has_schema, has_version = await cur.fetchone() or (False, False)
+        if not create and not has_version:
+            what = "holds no afterward tables" if has_schema else "does not exist"
+            raise StoreError(f"no afterward store at {target.url}: schema {target.schema!r} {what}")
         if not has_schema:
-            create = sql.SQL(QUERIES["create_schema"])
-            await conn.execute(create.format(schema=sql.Identifier(target.schema)))
+            statement = sql.SQL(QUERIES["create_schema"])
+            await conn.execute(statement.format(schema=sql.Identifier(target.schema)))
         await conn.execute(target.configure_session())
         version = 0
         if has_version:

@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from ..errors import SchemaTooNew
+from ..errors import SchemaTooNew, StoreError
 
 try:
     import hiredis
@@ -111,24 +111,30 @@ async def connect(target: RedisTarget) -> Connection:
     return Connection(client, Redis(connection_pool=waiter_pool), scripts)
 
 
-async def check_server(connection: Connection, target: RedisTarget) -> None:
+async def check_server(connection: Connection, target: RedisTarget, *, create: bool = True) -> None:
     """Check the key layout version and the server's settings, and load the scripts.
 
+    :param create: False: where no afterward store was ever opened (no ``prefix:schema``
+        key) write nothing and raise `StoreError`.
     :raises SchemaTooNew: the keys were written by a newer afterward.
+    :raises StoreError: no store there, and `create` is False.
     :raises redis.RedisError: the server cannot be reached or refused a command.
     """
     client = connection.client
     await client.ping()
-    await _check_schema(client, target)
+    await _check_schema(client, target, create)
     for script in connection.scripts.values():
         await client.script_load(script.script)
     await _check_durability(client, target)
 
 
-async def _check_schema(client: Redis, target: RedisTarget) -> None:
+async def _check_schema(client: Redis, target: RedisTarget, create: bool) -> None:
     key = f"{target.prefix}:schema"
-    await client.set(key, SCHEMA_VERSION, nx=True)
+    if create:
+        await client.set(key, SCHEMA_VERSION, nx=True)
     version = int(await client.get(key) or 0)
+    if not create and not version:
+        raise StoreError(f"no afterward store at {target.display}: no key {key!r}")
     if version > SCHEMA_VERSION:
         raise SchemaTooNew(
             f"{target.display} has key layout version {version}, newer than this "

@@ -14,6 +14,7 @@ import concurrent.futures
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -299,25 +300,37 @@ class SQLiteConnection:
             except sqlite3.Error as exc:
                 raise self._as_store_error(exc) from exc
 
-    async def open(self) -> None:
-        """Connect, set WAL and the durability level, create or upgrade the schema."""
-        if self._conn is None:
-            await asyncio.to_thread(self._open)
+    async def open(self, *, create: bool = True) -> None:
+        """Connect, set WAL and the durability level, create or upgrade the schema.
 
-    def _open(self) -> None:
+        With ``create=False``, a file (or folder) that does not exist, or a file without
+        afterward's schema, is left as it is and `StoreError` raised.
+        """
+        if self._conn is None:
+            await asyncio.to_thread(self._open, create)
+
+    def _open(self, create: bool) -> None:
         with self._lock:
             if self._conn is not None:
                 return
-            if self.path != ":memory:":
+            if not create and not Path(self.path).is_file():
+                raise StoreError(f"no afterward store at {self.path}: no such file")
+            if create and self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             try:
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                    self._target(create),
+                    timeout=BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    uri=not create,
                 )
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
             try:
                 conn.row_factory = _dict_row
+                if not create:
+                    self._check_exists(conn)
                 _retry_while_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 self._synchronous_now = self._synchronous
@@ -337,6 +350,18 @@ class SQLiteConnection:
             # Last: a concurrent `open` that sees the connection returns at once, so
             # everything else must be ready by then.
             self._conn = conn
+
+    def _target(self, create: bool) -> str:
+        """What `sqlite3.connect` opens: the path, or a URI that never creates the file."""
+        if create:
+            return self.path
+        return f"file:{urllib.parse.quote(str(Path(self.path).absolute()))}?mode=rw"
+
+    def _check_exists(self, conn: sqlite3.Connection) -> None:
+        """Raise `StoreError` unless the file holds afterward's schema (read only)."""
+        version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
+        if version == 0:
+            raise StoreError(f"no afterward store at {self.path}: the file has no afterward tables")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         migrations = load_migrations("sqlite")

@@ -30,6 +30,9 @@ class JobFilter:
     function: str | None = None
     """A case-sensitive substring of the stored function name."""
     chain_id: str | None = None
+    id_prefix: str | None = None
+    """The start of the id (case-sensitive, taken literally: ``%`` and ``_`` are not
+    wildcards); a unique prefix selects one task, as in git."""
 
 
 class Store(Protocol):
@@ -38,11 +41,16 @@ class Store(Protocol):
     url: str
     """The store's URL with any password removed, for messages."""
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         """Connect, and create or upgrade the schema (safe when many processes race).
 
+        With ``create=False`` a store that does not exist yet is not created (no SQLite
+        file or folder, no PostgreSQL schema, no Redis key): `StoreError` says so
+        instead. One that exists is still upgraded to this code's schema.
+
         :raises SchemaTooNew: the schema is newer than this code.
-        :raises StoreError: the store cannot be reached.
+        :raises StoreError: the store cannot be reached, or does not exist and `create`
+            is False (the message starts with ``no afterward store at``).
         """
 
     async def close(self) -> None:

@@ -129,18 +129,20 @@ class PostgresStore:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         """Create or upgrade the schema (under an advisory lock, in one transaction) and
-        open this loop's pool. Idempotent.
+        open this loop's pool. Idempotent. With ``create=False`` a schema that does not
+        exist is not created.
 
-        :raises StoreError: the server cannot be reached or refused the migration.
+        :raises StoreError: the server cannot be reached or refused the migration, or
+            there is no store and `create` is False.
         """
         if self._loops.is_open:
             return
         try:
             conn = await psycopg.AsyncConnection.connect(self._target.conninfo, autocommit=True)
             async with conn:
-                await migrate(conn, self._target)
+                await migrate(conn, self._target, create=create)
             self._loops.start()
             await self._loops.run(_nothing)
         except psycopg.Error as exc:
@@ -459,6 +461,7 @@ class PostgresStore:
             "queue": where.queue,
             "function": where.function,
             "chain_id": where.chain_id,
+            "id_prefix": where.id_prefix,
             "limit": limit,
             "offset": offset,
         }

@@ -127,24 +127,28 @@ class RedisStore:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, create: bool = True) -> None:
         """Connect, check the server's durability settings, and load the scripts.
 
-        :raises StoreError: the server cannot be reached.
+        Reading never creates keys; opening writes one, ``prefix:schema``, unless
+        ``create=False``, which instead refuses a prefix no afterward store ever used.
+
+        :raises StoreError: the server cannot be reached, or no store was ever opened at
+            this prefix and `create` is False.
         :raises SchemaTooNew: the keys were written by a newer afterward.
         """
         if self._loops.is_open:
             return
         self._loops.start()
         try:
-            await self._call(self._check())
+            await self._call(self._check(create))
         except BaseException:
             await self._loops.close()
             raise
 
-    async def _check(self) -> None:
+    async def _check(self, create: bool) -> None:
         try:
-            await check_server(self._loops.current(), self._target)
+            await check_server(self._loops.current(), self._target, create=create)
         except RedisError as exc:
             raise StoreError(f"cannot open the Redis store {self.url}: {exc}") from exc
 
@@ -433,7 +437,7 @@ class RedisStore:
     async def _list(self, where: JobFilter, limit: int, offset: int) -> builtins.list[Job]:
         states = None if where.states is None else {JobState(s).value for s in where.states}
         unfiltered = states is None and all(
-            v is None for v in (where.queue, where.function, where.chain_id)
+            v is None for v in (where.queue, where.function, where.chain_id, where.id_prefix)
         )
         start, skip = (offset, 0) if unfiltered else (0, offset)
         found: builtins.list[Job] = []
@@ -443,8 +447,10 @@ class RedisStore:
             if not ids:
                 break
             start += len(ids)
+            prefix = where.id_prefix  # ids are in the index: no hash to read for the rest
+            wanted = ids if prefix is None else [i for i in ids if str(i).startswith(prefix)]
             async with client.pipeline(transaction=False) as pipe:
-                for job_id in ids:
+                for job_id in wanted:
                     pipe.hgetall(self._key("job", str(job_id)))
                 rows = await pipe.execute()
             for row in rows:

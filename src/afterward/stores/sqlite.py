@@ -62,8 +62,8 @@ class SQLiteStore:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    async def open(self) -> None:
-        await self._db.open()
+    async def open(self, *, create: bool = True) -> None:
+        await self._db.open(create=create)
 
     async def close(self) -> None:
         await self._db.close()
@@ -414,6 +414,7 @@ class SQLiteStore:
             "queue": where.queue,
             "function": where.function,
             "chain_id": where.chain_id,
+            "id_prefix": where.id_prefix,
             "limit": limit,
             "offset": offset,
         }

@@ -408,6 +408,7 @@ WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(function)s::text IS NULL OR strpos(function, %(function)s) > 0)
   AND (%(chain_id)s::text IS NULL OR chain_id = %(chain_id)s)
+  AND (%(id_prefix)s::text IS NULL OR starts_with(id, %(id_prefix)s))
 ORDER BY created_at DESC, id COLLATE "C" DESC
 LIMIT %(limit)s OFFSET %(offset)s;
 

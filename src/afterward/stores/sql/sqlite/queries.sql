@@ -173,6 +173,7 @@ WHERE (:any_state OR state IN (SELECT value FROM json_each(:states)))
   AND (:queue IS NULL OR queue = :queue)
   AND (:function IS NULL OR instr(function, :function) > 0)
   AND (:chain_id IS NULL OR chain_id = :chain_id)
+  AND (:id_prefix IS NULL OR substr(id, 1, length(:id_prefix)) = :id_prefix)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit OFFSET :offset;
 
