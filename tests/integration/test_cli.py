@@ -48,7 +48,7 @@ def test_status_counts_by_queue_and_state(afterward: Afterward) -> None:
     # Then a table counts them per state
     assert "default" in output
     row = next(line for line in output.splitlines() if "default" in line)
-    assert [c.strip() for c in row.split("│")[2:9]] == ["0", "0", "0", "0", "1", "1", "0"]
+    assert [c.strip() for c in row.split("│")[1:8]] == ["0", "0", "0", "0", "1", "1", "0"]
 
 
 def test_ls_show_retry_cancel(afterward: Afterward) -> None:
@@ -76,6 +76,7 @@ def test_ls_show_retry_cancel(afterward: Afterward) -> None:
 
 def test_errors_are_readable_and_exit_non_zero(afterward: Afterward) -> None:
     # Given an empty store, When an unknown id is shown or a queued task retried
+    asyncio.run(_all(afterward))
     result = runner.invoke(cli, ["show", "nope", "--url", afterward.settings.url])
     # Then the command fails with afterward's message, not a traceback
     assert result.exit_code == 1

@@ -259,7 +259,9 @@ def test_error_messages_keep_brackets_and_hide_passwords(monkeypatch: pytest.Mon
 
 
 def test_ids_and_targets_typed_by_the_operator_are_shown_as_typed(store_url: str) -> None:
-    # Given ids and a worker target holding markup and an escape sequence
+    # Given a store (the commands never create one) with another task
+    put(store_url)
+    # and ids and a worker target holding markup and an escape sequence
     for args in (
         ["show", "[/]\x1b[2J", "--url", store_url],
         ["retry", "[/]\x1b[2J", "--url", store_url],

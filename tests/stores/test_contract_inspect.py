@@ -96,7 +96,7 @@ async def test_open_without_create_refuses_a_store_that_does_not_exist(store_url
     reader = store_from_url(store_url)
     # When it is opened without creating, Then it refuses, naming what it tried
     for _ in range(2):  # and the first refusal left nothing behind for the second to find
-        with pytest.raises(StoreError, match="^no afterward store at"):
+        with pytest.raises(StoreError, match=r"^no afterward store at"):
             await reader.open(create=False)
     # Given the store created by an ordinary open, with a task in it
     writer = store_from_url(store_url)

@@ -13,12 +13,21 @@ from rich.console import Console
 from rich.text import Text
 
 from ..config import Settings
-from ..errors import AfterwardError
-from ..jobs import describe
-from ..stores import Store, store_from_url
+from ..errors import AfterwardError, StoreError, TaskNotFound
+from ..jobs import Job, JobState, describe
+from ..stores import JobFilter, Store, store_from_url
 from .text import FULL_LIMIT, shown
 
-__all__ = ["UrlOption", "fail", "format_time", "stderr", "stdout", "with_store"]
+__all__ = [
+    "AmbiguousId",
+    "UrlOption",
+    "fail",
+    "find_task",
+    "format_time",
+    "stderr",
+    "stdout",
+    "with_store",
+]
 
 T = TypeVar("T")
 
@@ -54,6 +63,10 @@ def fail(message: object) -> NoReturn:
 def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store at `url`, run `action`, close it; show errors plainly.
 
+    The store must exist: these commands never create one (`Store.open` with
+    ``create=False``). When it cannot be opened the error names the URL tried and how
+    to pass another.
+
     Any other exception too ends the command with one line, not a traceback: a row this
     version cannot read (a state or a value no afterward writes) makes the store raise
     what parsing it raised.
@@ -61,7 +74,14 @@ def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
 
     async def run() -> T:
         store = store_from_url(url or Settings().url)
-        await store.open()
+        try:
+            await store.open(create=False)
+        except StoreError as exc:
+            source = "from --url or AFTERWARD_URL" if url else "the default"
+            raise StoreError(
+                f"{exc}\ntried {store.url} ({source}); pass the store's URL with "
+                "--url URL or AFTERWARD_URL=URL"
+            ) from exc
         try:
             return await action(store)
         finally:
@@ -73,6 +93,44 @@ def with_store(url: str | None, action: Callable[[Store], Awaitable[T]]) -> T:
         fail(exc)
     except Exception as exc:
         fail(f"the store holds what this version of afterward cannot read: {describe(exc)}")
+
+
+class AmbiguousId(AfterwardError, LookupError):
+    """The id prefix given matches more than one task."""
+
+
+_CANDIDATES = 5
+"""How many of the tasks an ambiguous prefix matches are named."""
+
+
+async def find_task(store: Store, task_id: str) -> Job:
+    """The task whose id is `task_id` or, failing that, the one task whose id starts
+    with it (with its history either way).
+
+    :raises TaskNotFound: no task has that id or an id starting with it.
+    :raises AmbiguousId: several tasks' ids start with it; a few are named.
+    """
+    try:
+        return await store.get(task_id)
+    except TaskNotFound:
+        if not task_id:
+            raise
+        found = await store.list(JobFilter(id_prefix=task_id), limit=_CANDIDATES + 1)
+        if not found:
+            raise
+    if len(found) == 1:
+        return await store.get(found[0].id)
+    named = "\n".join(
+        f"  {j.id}  {j.function}  {_state_name(j.state)}" for j in found[:_CANDIDATES]
+    )
+    more = "\n  …" if len(found) > _CANDIDATES else ""
+    raise AmbiguousId(
+        f"{task_id!r} starts the ids of several tasks; give more of the id:\n{named}{more}"
+    )
+
+
+def _state_name(state: object) -> str:
+    return state.value if isinstance(state, JobState) else str(state)
 
 
 def format_time(timestamp: float | None) -> str:
