@@ -6,6 +6,11 @@ otherwise run with one task slot fewer for good. With ``--processes N`` the supe
 starts a fresh process in its place, as it does for one that crashed or was killed.
 ``--max-memory`` caps each worker process's memory (RLIMIT_DATA on Linux), so that a task
 allocating without bound gets `MemoryError` instead of exhausting the machine.
+
+The app is imported as uvicorn imports it, and once in the supervisor before it starts any
+process: a target that cannot be loaded ends the command at once with the reason (the
+traceback, when the module's own import failed). Processes that still fail to boot (end
+before they are ready) end it after a few attempts (`BOOT_ATTEMPTS`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from typing import Annotated
 import typer
 
 from ..app import Afterward
+from ..config import DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD
 from ..errors import AfterwardError, ConfigurationError
+from ..log import configure_worker_logging
 from ..worker.loading import load_afterward
 from ..worker.process import serve
 from ..worker.supervisor import Supervisor
@@ -46,7 +53,12 @@ def worker(
         ),
     ] = 1,
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Tasks run at once per process.")
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tasks run at once per process.",
+            show_default=f"the app's setting: AFTERWARD_CONCURRENCY, else {DEFAULT_CONCURRENCY}",
+        ),
     ] = None,
     queue: Annotated[
         list[str] | None, typer.Option(help="Only these queues (repeat); all by default.")
@@ -54,7 +66,8 @@ def worker(
     grace_period: Annotated[
         float | None,
         typer.Option(
-            help="Seconds running tasks get to finish on SIGTERM, or when the process retires."
+            help="Seconds running tasks get to finish on SIGTERM, or when the process retires.",
+            show_default=f"the app's setting, else {DEFAULT_GRACE_PERIOD:g}",
         ),
     ] = None,
     max_memory: Annotated[
@@ -68,18 +81,25 @@ def worker(
             show_default=False,
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            help="Logging level of the worker's processes: afterward's records and the "
+            "app's, on standard error with their time and level (AFTERWARD_LOG_LEVEL, if "
+            "set, sets afterward's own)."
+        ),
+    ] = "INFO",
 ) -> None:
     """Run an app's tasks in worker processes until SIGTERM or Ctrl-C."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     memory_limit = None if max_memory is None else parse_size(max_memory)
-    if processes > 1:
-        command = [sys.executable, "-m", "afterward", *_child_arguments(sys.argv[2:])]
-        grace = 30.0 if grace_period is None else grace_period
-        raise typer.Exit(Supervisor(command, processes=processes, grace_period=grace).run())
     try:
+        configure_worker_logging(log_level)
+        if processes > 1:
+            afterward = load_afterward(target)  # once here, not in every process started
+            grace = afterward.settings.grace_period if grace_period is None else grace_period
+            command = [sys.executable, "-m", "afterward", *_child_arguments(sys.argv[2:])]
+            supervisor = Supervisor(command, processes=processes, grace_period=grace)
+            raise typer.Exit(supervisor.run())
         afterward = _load(target, memory_limit)
         code = asyncio.run(
             serve(afterward, queues=queue, concurrency=concurrency, grace_period=grace_period)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,13 +22,17 @@ from .executor import Executor
 from .identity import new_worker_id
 from .runner import Runner
 
-__all__ = ["EXIT_RETIRED", "serve"]
+__all__ = ["EXIT_RETIRED", "READY_FD_VARIABLE", "serve"]
 
 log = logging.getLogger("afterward.worker")
 
 EXIT_RETIRED = 75
 """Exit code of a worker that stopped on its own because a task's thread is stuck past its
 time limit (EX_TEMPFAIL): start another in its place."""
+
+READY_FD_VARIABLE = "AFTERWARD_READY_FD"
+"""Set by the supervisor: the pipe on which a worker process says it is ready (store open),
+so that the supervisor tells a process that fails to boot from one that crashed later."""
 
 _OPEN_BACKOFF = 0.25
 _OPEN_BACKOFF_MAX = 5.0
@@ -64,6 +69,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     if not await _open_when_reachable(afterward, stop):
         return 0
+    _report_ready()
     log.info(
         "worker %s ready: store %s, queues %s, concurrency %d",
         runner.worker_id,
@@ -84,6 +90,19 @@ async def serve(
         return EXIT_RETIRED
     log.info("worker %s stopped", runner.worker_id)
     return 0
+
+
+def _report_ready() -> None:
+    """Tell the supervisor, if there is one, that this process is ready: one byte on the
+    pipe it gave (`READY_FD_VARIABLE`), then close it (the tasks never inherit it)."""
+    fd = os.environ.pop(READY_FD_VARIABLE, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"r")
+        os.close(int(fd))
+    except (OSError, ValueError) as exc:
+        log.warning("could not tell the supervisor this worker is ready (%s)", exc)
 
 
 async def _open_when_reachable(afterward: Afterward, stop: asyncio.Event) -> bool:
