@@ -27,17 +27,8 @@ from afterward.stores import JobFilter
 EMAIL_SECONDS = 1.0
 
 log = logging.getLogger("demo")
-
-
-def _show_logs() -> None:
-    """Print afterward's and the demo's INFO logs to the console (uvicorn only shows its own)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)-16s %(message)s", "%H:%M:%S"))
-    for name in ("afterward", "demo"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        if not logger.handlers:
-            logger.addHandler(handler)
+# afterward shows its own lines (with time and level) by default; this shows the demo's
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 class _NotPolling(logging.Filter):
@@ -45,7 +36,6 @@ class _NotPolling(logging.Filter):
         return '"GET /tasks HTTP' not in record.getMessage()
 
 
-_show_logs()
 logging.getLogger("uvicorn.access").addFilter(_NotPolling())
 afterward = Afterward()
 app = FastAPI(lifespan=afterward.lifespan)

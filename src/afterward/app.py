@@ -15,6 +15,7 @@ from .calls.preparer import Preparer
 from .config import Execution, Settings
 from .errors import ConfigurationError
 from .jobs import Job, NewJob
+from .log import configure_logging
 from .retry import RetryPolicy
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
@@ -66,6 +67,7 @@ class Afterward:
         self._lock = threading.Lock()
         self.calls = Preparer(self.registry, self.settings)
         """Turns calls into tasks not yet stored (or their in-memory stand-ins)."""
+        configure_logging()  # afterward's lines show, unless the app's logging shows them
 
     # -- finding the instance of an app -----------------------------------------------
 
