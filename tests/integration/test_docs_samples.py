@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -56,12 +57,16 @@ def test_every_python_sample_runs(
     name = "docs_sample_" + re.sub(r"\W", "_", str(page.relative_to(ROOT)))
     module = ModuleType(name)
     sys.modules[name] = module
+    logger = logging.getLogger("afterward")
+    level, handlers = logger.level, list(logger.handlers)  # the logging guide changes them
     try:
         for line, code in blocks(page):
             _run(code, f"{page.relative_to(ROOT)}:{line}", vars(module))
     finally:
         _close(vars(module))
         del sys.modules[name]
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
 
 
 def _run(code: str, where: str, namespace: dict[str, object]) -> None:

@@ -56,7 +56,7 @@ UrlOption = Annotated[
 def fail(message: object) -> NoReturn:
     """Print ``error: <message>`` (shown as text, never markup) and exit with code 1."""
     line = shown(message, limit=FULL_LIMIT, lines=True)
-    stderr().print(Text.assemble(("error:", "bold red"), " ", line))
+    stderr().print(Text.assemble(("error:", "bold red"), " ", line), soft_wrap=True)  # whole lines
     raise typer.Exit(1)
 
 
