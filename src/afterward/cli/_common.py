@@ -24,6 +24,7 @@ __all__ = [
     "fail",
     "find_task",
     "format_time",
+    "report",
     "stderr",
     "stdout",
     "with_store",
@@ -53,10 +54,15 @@ UrlOption = Annotated[
 ]
 
 
-def fail(message: object) -> NoReturn:
-    """Print ``error: <message>`` (shown as text, never markup) and exit with code 1."""
+def report(message: object) -> None:
+    """Print ``error: <message>`` on standard error, shown as text, never markup."""
     line = shown(message, limit=FULL_LIMIT, lines=True)
     stderr().print(Text.assemble(("error:", "bold red"), " ", line), soft_wrap=True)  # whole lines
+
+
+def fail(message: object) -> NoReturn:
+    """`report` the message and exit with code 1."""
+    report(message)
     raise typer.Exit(1)
 
 

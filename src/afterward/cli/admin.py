@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
 from rich.text import Text
 
-from ..jobs import JobState
+from ..errors import InvalidTransition, TaskNotFound
+from ..jobs import Job, JobState
 from ..stores import JobFilter, Store
-from ._common import UrlOption, find_task, stderr, stdout, with_store
+from ._common import AmbiguousId, UrlOption, find_task, report, stderr, stdout, with_store
 from .text import FULL_LIMIT, shown
 
 __all__ = ["cancel", "purge", "retry"]
@@ -26,16 +27,117 @@ TaskIdArgument = Annotated[
 ]
 
 
-def retry(task_id: TaskIdArgument, url: UrlOption = None) -> None:
-    """Queue a failed or cancelled task again, with a fresh budget of attempts."""
+def retry(
+    task_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="The tasks' ids, or unique starts of them.", show_default=False),
+    ] = None,
+    failed: Annotated[
+        bool,
+        typer.Option("--failed", help="Retry every failed task (of --queue and --function)."),
+    ] = False,
+    queue: Annotated[
+        str | None,
+        typer.Option(help="With --failed: only the tasks of this queue.", show_default="all"),
+    ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option(
+            help="With --failed: only tasks whose function name contains this.",
+            show_default="all",
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="With --failed: do not ask for confirmation.")
+    ] = False,
+    url: UrlOption = None,
+) -> None:
+    """Queue failed or cancelled tasks again, each with a fresh budget of attempts.
 
-    async def action(store: Store) -> str:
-        job = await find_task(store, task_id)
-        await store.retry(job.id, now=time.time())
-        return job.id
+    Give the tasks' ids, or --failed for every failed task: it says how many first and
+    asks. A task that cannot be retried is reported and the others are retried all the
+    same; the command then exits with code 1. Many tasks show a progress bar on a
+    terminal.
+    """
+    if failed and task_ids:
+        raise typer.BadParameter("give task ids or --failed, not both")
+    if not failed and not task_ids:
+        raise typer.BadParameter("give task ids, or --failed to retry every failed task")
+    if task_ids and (queue is not None or function is not None):
+        raise typer.BadParameter("--queue and --function go with --failed, not with ids")
+    if task_ids:
+        errors = _retry_ids(url, task_ids)
+    else:
+        errors = _retry_failed(
+            url, JobFilter(states=[JobState.FAILED], queue=queue, function=function), yes=yes
+        )
+    for error in errors:
+        report(error)
+    if errors:
+        raise typer.Exit(1)
 
-    retried = with_store(url, action)
-    stdout().print(Text.assemble("task ", shown(retried), " queued again"))
+
+def _retry_ids(url: str | None, task_ids: Sequence[str]) -> list[str]:
+    """Retry the tasks of these ids or starts of ids, saying each one retried; return
+    what went wrong with the others."""
+    retried, errors = with_store(url, lambda store: _retry(store, task_ids, resolve=True))
+    for task_id in retried:
+        stdout().print(Text.assemble("task ", shown(task_id), " queued again"))
+    if len(task_ids) > 1:
+        stdout().print(f"queued {len(retried)} task(s) again")
+    return errors
+
+
+def _retry_failed(url: str | None, where: JobFilter, *, yes: bool) -> list[str]:
+    """Retry the failed tasks `where` selects, after saying how many and asking unless
+    `yes`; return what went wrong with any of them."""
+    found = with_store(url, lambda store: _ids(store, where))
+    what = Text("failed task(s)")
+    if where.queue is not None:
+        what.append_text(Text.assemble(" of queue ", shown(where.queue)))
+    if where.function is not None:
+        what.append_text(Text.assemble(" whose function contains ", shown(where.function)))
+    if not found:
+        stdout().print(Text.assemble("no ", what, ": nothing to retry"))
+        return []
+    stdout().print(Text.assemble(f"{len(found)} ", what, " will be queued again"))
+    if not yes:
+        typer.confirm(f"Retry these {len(found)} task(s)?", abort=True)
+    retried, errors = with_store(url, lambda store: _retry(store, found, resolve=False))
+    stdout().print(f"queued {len(retried)} task(s) again")
+    return errors
+
+
+async def _ids(store: Store, where: JobFilter) -> list[str]:
+    """The ids of the tasks matching `where`, oldest first."""
+    ids = [j.id async for page in _pages(store, where) for j in page]
+    return list(dict.fromkeys(reversed(ids)))  # a page may repeat one as tasks change
+
+
+async def _retry(
+    store: Store, tasks: Sequence[str], *, resolve: bool
+) -> tuple[list[str], list[str]]:
+    """Retry each of `tasks` (ids or, with `resolve`, unique starts of ids), advancing a
+    progress bar when there are several; return the ids retried and what went wrong with
+    the others (no such task, or one that is not failed or cancelled)."""
+    console = stderr()
+    retried: list[str] = []
+    errors: list[str] = []
+    done: set[str] = set()
+    show = console.is_terminal and len(tasks) > 1
+    with Progress(console=console, transient=True, disable=not show) as bar:
+        progress = bar.add_task("retrying", total=len(tasks))
+        for task in tasks:
+            try:
+                task_id = (await find_task(store, task)).id if resolve else task
+                if task_id not in done:  # given twice, as an id and a start of it
+                    await store.retry(task_id, now=time.time())
+                    retried.append(task_id)
+                    done.add(task_id)
+            except (TaskNotFound, InvalidTransition, AmbiguousId) as exc:
+                errors.append(str(exc))
+            bar.advance(progress)
+    return retried, errors
 
 
 def cancel(task_id: TaskIdArgument, url: UrlOption = None) -> None:
@@ -101,7 +203,7 @@ def purge(
 
 
 _PAGE = 5000
-"""Tasks read at once while counting what purge will delete."""
+"""Tasks read at once while counting what purge will delete or retry will queue."""
 _STEPS = 20
 """At most this many deletions make one purge of many tasks (the progress bar's steps)."""
 _STEP_LEAST = 1000
@@ -111,15 +213,21 @@ _STEP_LEAST = 1000
 async def _finished_before(store: Store, states: Sequence[JobState], cutoff: float) -> list[float]:
     """When each task in `states` that finished before `cutoff` finished, oldest first."""
     times: list[float] = []
-    where = JobFilter(states=states)
-    offset = 0
-    while True:
-        page = await store.list(where, limit=_PAGE, offset=offset)
+    async for page in _pages(store, JobFilter(states=states)):
         times += [
             j.finished_at for j in page if j.finished_at is not None and j.finished_at < cutoff
         ]
+    return sorted(times)
+
+
+async def _pages(store: Store, where: JobFilter) -> AsyncIterator[list[Job]]:
+    """The tasks matching `where`, newest first, `_PAGE` at a time."""
+    offset = 0
+    while True:
+        page = await store.list(where, limit=_PAGE, offset=offset)
+        yield page
         if len(page) < _PAGE:
-            return sorted(times)
+            return
         offset += len(page)
 
 
