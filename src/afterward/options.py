@@ -9,7 +9,7 @@ every store can hold: PostgreSQL keeps priorities and attempt counts in 32-bit i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .errors import InvalidOption
@@ -18,7 +18,9 @@ __all__ = [
     "MAX_ATTEMPTS_LIMIT",
     "MAX_QUEUE_NAME",
     "PRIORITY_RANGE",
+    "RETRY_NUMBERS",
     "check_attempts",
+    "check_option",
     "check_priority",
     "check_queue",
     "check_redact",
@@ -26,6 +28,7 @@ __all__ = [
     "check_seconds",
     "check_stored_options",
     "check_time",
+    "check_time_limit",
 ]
 
 INT32 = 2**31 - 1
@@ -105,18 +108,41 @@ def check_redact(value: object) -> tuple[str, ...]:
     return tuple(names)
 
 
+def check_time_limit(value: object) -> float | None:
+    """A time limit: a positive, finite number of seconds, or None for none."""
+    return None if value is None else check_seconds("time_limit", value, positive=True)
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "queue": check_queue,
+    "priority": check_priority,
+    "max_attempts": check_attempts,
+    "backoff_base": lambda value: check_seconds("backoff_base", value),
+    "backoff_max": lambda value: check_seconds("backoff_max", value),
+    "time_limit": check_time_limit,
+    "retry_on": check_retry_on,
+    "redact": check_redact,
+}
+RETRY_NUMBERS = ("max_attempts", "backoff_base", "backoff_max", "time_limit")
+"""The options a task is stored with, read back by the worker's `RetryPolicy`."""
+
+
+def check_option(name: str, value: object) -> Any:
+    """`value` checked as option `name` (one of `TaskOptions`), as it is kept.
+
+    :raises InvalidOption: the value has the wrong type or is out of range.
+    """
+    return _CHECKS[name](value)
+
+
 def check_stored_options(options: Mapping[str, Any]) -> None:
-    """The options a task is stored with: the retry numbers a worker reads back."""
+    """The options a task is stored with: the retry numbers a worker reads back, and the
+    positions and names of its secret arguments."""
     if not isinstance(options, Mapping):
         raise InvalidOption(f"options must be a mapping, not {_shown(options)}")
-    if "max_attempts" in options:
-        check_attempts(options["max_attempts"])
-    for name in ("backoff_base", "backoff_max"):
+    for name in RETRY_NUMBERS:
         if name in options:
-            check_seconds(name, options[name])
-    limit = options.get("time_limit")
-    if limit is not None:
-        check_seconds("time_limit", limit, positive=True)
+            check_option(name, options[name])
     redact = options.get("redact")
     if redact is not None and not (
         isinstance(redact, list | tuple)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .options import check_attempts, check_retry_on, check_seconds
+from .options import RETRY_NUMBERS, check_option
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
@@ -47,12 +47,8 @@ class RetryPolicy:
     time_limit: float | None = DEFAULT_TIME_LIMIT
 
     def __post_init__(self) -> None:
-        check_attempts(self.max_attempts)
-        check_seconds("backoff_base", self.backoff_base)
-        check_seconds("backoff_max", self.backoff_max)
-        if self.time_limit is not None:
-            check_seconds("time_limit", self.time_limit, positive=True)
-        check_retry_on(self.retry_on)
+        for name in (*RETRY_NUMBERS, "retry_on"):
+            check_option(name, getattr(self, name))
 
     def retries(self, error: BaseException) -> bool:
         """Whether `error` is of a kind this policy retries."""

@@ -28,14 +28,7 @@ from typing import Any, TypedDict, TypeVar, Unpack, cast, overload
 from .calls.declared import declared_in
 from .calls.naming import Target, find, is_unbound, target_of
 from .errors import FunctionNotImportable, UnknownFunction
-from .options import (
-    check_attempts,
-    check_priority,
-    check_queue,
-    check_redact,
-    check_retry_on,
-    check_seconds,
-)
+from .options import check_option
 
 __all__ = ["TaskOptions", "TaskRegistry", "task"]
 
@@ -82,23 +75,11 @@ def task(func: F | None = None, /, **options: Unpack[TaskOptions]) -> F | Callab
     return mark(func) if func is not None else mark
 
 
-_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "queue": check_queue,
-    "priority": check_priority,
-    "max_attempts": check_attempts,
-    "backoff_base": lambda v: check_seconds("backoff_base", v),
-    "backoff_max": lambda v: check_seconds("backoff_max", v),
-    "retry_on": check_retry_on,
-    "time_limit": lambda v: v if v is None else check_seconds("time_limit", v, positive=True),
-    "redact": check_redact,
-}
-
-
 def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
     unknown = set(options) - set(TaskOptions.__annotations__)
     if unknown:
         raise TypeError(f"unknown task option(s): {', '.join(sorted(unknown))}")
-    return {name: _CHECKS[name](value) for name, value in options.items()}
+    return {name: check_option(name, value) for name, value in options.items()}
 
 
 def options_of(func: Callable[..., Any]) -> TaskOptions:

@@ -254,7 +254,7 @@ async def spoil(
     }
     row = await (await conn.execute(QUERIES["spoil"], params)).fetchone()
     for stored, error in corrupt:
-        log.error("task %r cannot be read, failed for good: %s", stored["id"], error.reason)
+        error.log_failed(stored["id"])
     return 0 if row is None else int(row["n"])
 
 

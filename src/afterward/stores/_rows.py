@@ -11,11 +11,14 @@ operators through `readable_job`, with placeholders where the row cannot be read
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 from ..jobs import Attempt, Job, JobState, NewJob, describe
+
+log = logging.getLogger("afterward.store")
 
 __all__ = [
     "CorruptRow",
@@ -47,6 +50,11 @@ class CorruptRow(ValueError):
     def reason(self) -> str:
         """The row's last error once failed: ``CorruptRow: options is not JSON (…)``."""
         return describe(self)
+
+    def log_failed(self, job_id: object) -> None:
+        """Say which row was failed for good, and why: its id by repr and cut, as a
+        corrupt row's id is stored text like any other."""
+        log.error("task %r cannot be read, failed for good: %s", str(job_id)[:64], self.reason)
 
 
 class UnreadableText(str):

@@ -266,8 +266,7 @@ class RedisStore:
     ) -> int:
         """Fail for good the running tasks whose hashes cannot be read (spoil.lua)."""
         for fields, error in corrupt:
-            shown = fields.get("id", "")[:64]
-            log.error("task %r cannot be read, failed for good: %s", shown, error.reason)
+            error.log_failed(fields.get("id", ""))
         return int(await self._script("spoil", stamp(now), outcome, *spoil_args(corrupt, holder)))
 
     async def complete_and_acquire(

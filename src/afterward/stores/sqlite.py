@@ -514,8 +514,7 @@ def _spoil(
             failed += 1
             attempt = {"shown": row["id"], "number": row["attempts"], "outcome": outcome}
             conn.execute(_QUERIES["spoil_attempt"], params | attempt)
-        shown = str(row["id"])[:64]
-        log.error("task %r cannot be read, failed for good: %s", shown, error.reason)
+        error.log_failed(row["id"])
     return failed
 
 
