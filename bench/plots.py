@@ -49,8 +49,8 @@ def throughput(runs: list[dict[str, Any]], folder: Path) -> Path | None:
         systems = sorted(
             {r["system"] for r in runs if r["store"] == store and r["system"] != "web"}
         )
-        pairs = [(s, _median(runs, s, store, "throughput_1", "rate")) for s in systems]
-        pairs = [(s, v) for s, v in pairs if v is not None]
+        measured = [(s, _median(runs, s, store, "throughput_1", "rate")) for s in systems]
+        pairs = [(s, v) for s, v in measured if v is not None]
         if pairs:
             pairs.sort(key=lambda p: -p[1])
             panels.append((title, pairs))

@@ -181,7 +181,8 @@ async def _corrupt_redis(url: str, job_id: str, case: str, queue: str) -> None:
         if case == "state_bogus":
             # As a row stored that way would be indexed: in no ready or running set,
             # counted under its state.
-            state = (await client.hget(key, "state") or b"").decode()
+            stored = await client.hget(key, "state")
+            state = stored.decode() if isinstance(stored, bytes) else (stored or "")
             lane = f"0:{queue}"
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hset(key, "state", "bogus")

@@ -25,7 +25,7 @@ def run(kind: str, folder: Path, size: Size) -> tuple[Result, list[str]]:
         (app.burn if n % 2 else app.work, (f"l{n}", seconds if n % 2 else seconds * 1000))
         for n in range(size.long_tasks)
     ]
-    total = asyncio.run(enqueue(url, calls))  # type: ignore[arg-type]
+    total = asyncio.run(enqueue(url, calls))
     per_worker = str(max(1, size.long_tasks // 2))
     fleet = Fleet(
         url, folder, ledger, 2, ["--concurrency", per_worker], env={"AFTERWARD_LEASE": str(lease)}

@@ -115,7 +115,9 @@ def _point(kind: str, folder: Path, size: Size, point: str) -> tuple[Result, str
     url = store_url(kind, folder)
     ledger = Ledger(folder / "ledger.db")
     server = Server(url, folder, ledger, point)
-    answered, unanswered, failed = [], [], []
+    answered: list[str] = []
+    unanswered: list[str] = []
+    failed: list[str] = []
     started = time.monotonic()
     try:
         for i in range(size.web_requests):

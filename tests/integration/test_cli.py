@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from afterward import Afterward, JobState, RetryPolicy
+from afterward import Afterward, Job, JobState, RetryPolicy
 from afterward.cli import app as cli
 from afterward.testing import drain
 
@@ -119,7 +119,7 @@ def test_worker_sigterm_finishes_or_hands_back_and_exits_cleanly(
     assert [a.outcome for a in job.history] == ["released"]
 
 
-async def _all(afterward: Afterward) -> list[object]:
+async def _all(afterward: Afterward) -> list[Job]:
     from afterward.stores import JobFilter
 
     await afterward.open()

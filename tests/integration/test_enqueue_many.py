@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ def afterward(tmp_path: Path) -> Afterward:
 async def test_each_item_becomes_one_independent_task(afterward: Afterward) -> None:
     # Given calls given as positional tuples and as keyword mappings
     apps.EVENTS.clear()
-    calls = [("a", "1"), ["b", "2"], {"event": "ignored"}]
+    calls: list[Sequence[Any] | Mapping[str, Any]] = [("a", "1"), ["b", "2"], {"event": "ignored"}]
     # When they are enqueued in bulk (the mapping one refused: record takes *event only)
     with pytest.raises(TaskRefused):
         await afterward.enqueue_many(apps.record, calls)

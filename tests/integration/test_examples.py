@@ -18,8 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Protocol, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from afterward import Afterward, Job, JobState
@@ -355,11 +357,18 @@ def test_report_app_without_lifespan_still_only_enqueues(
 # -- the demo -------------------------------------------------------------------------------
 
 
+class Demo(Protocol):
+    """What the demo's test reaches in examples/demo.py."""
+
+    EMAIL_SECONDS: float
+    app: FastAPI
+
+
 def test_demo_lists_the_tasks_a_request_created(
     load_example: LoadExample, workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given the demo app, importable as examples.demo:app, with a quicker email
-    demo = load_example("demo")
+    demo = cast(Demo, load_example("demo"))
     demo.EMAIL_SECONDS = 0.05
     caplog.set_level(logging.INFO)
     with TestClient(demo.app) as client:

@@ -194,7 +194,7 @@ def test_workers_mode_refuses_functions_of_a_main_script(workdir: Path) -> None:
         with pytest.raises(FunctionNotImportable, match="__main__"):
             afterward.prepare(scripted, (), {})
     finally:
-        del sys.modules["__main__"].scripted  # type: ignore[attr-defined]
+        del sys.modules["__main__"].scripted
 
 
 def test_arguments_that_do_not_fit_fail_the_task_or_are_refused_when_strict(

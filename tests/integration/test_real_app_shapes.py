@@ -9,11 +9,13 @@ kind inside the request, naming the call site.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -92,9 +94,9 @@ def test_a_method_of_a_per_request_service_runs_in_memory_with_its_object(app: F
                     "typed",
                     (
                         Path("/srv/app"),
-                        shapes.PurePosixPath("/a/b"),
-                        shapes.timedelta(seconds=90),
-                        shapes.ipaddress.IPv4Address("10.0.0.1"),
+                        PurePosixPath("/a/b"),
+                        timedelta(seconds=90),
+                        ipaddress.IPv4Address("10.0.0.1"),
                         {shapes.UID},
                         shapes.POINT,
                     ),

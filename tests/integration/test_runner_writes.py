@@ -36,7 +36,7 @@ class CountedStore:
 async def test_a_reserved_chain_runs_with_one_write_per_step(tmp_path: Path) -> None:
     # Given an app running its tasks in-process, on a store whose writes are counted
     store = CountedStore(store_from_url(f"sqlite:///{tmp_path / 'tasks.db'}"))
-    afterward = Afterward(store=store, execution="in_app")  # type: ignore[arg-type]
+    afterward = Afterward(store=store, execution="in_app")
     await afterward.open()
     try:
         tasks = [afterward.prepare(apps.record, (f"step {n}",), {}) for n in range(3)]

@@ -78,7 +78,11 @@ def workers(tmp_path: Path, store_url: str) -> Iterator[Path]:
     there = start(tmp_path, store_url, "there", ["unshare", "--pid", "--fork", "--mount-proc"])
     try:
         for name in ("here", "there"):
-            wait_until(lambda n=name: " ready: " in log_of(tmp_path, n), 30, f"worker {name}")
+
+            def ready(n: str = name) -> bool:
+                return " ready: " in log_of(tmp_path, n)
+
+            wait_until(ready, 30, f"worker {name}")
         yield tmp_path
     finally:
         stop(here)

@@ -232,7 +232,9 @@ def test_an_endpoint_that_raises_keeps_none(
     # Then the error reaches the client, with nothing stored when its first byte went out
     # (an HTTPException's response passes the probe; a crash's 500 is sent past it)
     assert response.status_code == status
-    probed = [("first byte", []), ("response sent",)] if how == "http" else []
+    probed: list[tuple[Any, ...]] = (
+        [("first byte", []), ("response sent",)] if how == "http" else []
+    )
     assert probed == EVENTS
     # And nothing was stored or run afterwards either
     assert stored(store_url) == []

@@ -94,7 +94,11 @@ def run_and_stop(folder: Path, tasks: list[Task], *worker_options: str) -> tuple
         # child that Popen's error pipe, and the Popen would wait for the child to exit.
         for n, func in enumerate(tasks, 1):
             asyncio.run(afterward.enqueue(func))
-            wait_until(lambda n=n: len(children(folder)) == n, 30, f"{func.__name__}'s child")
+
+            def started(n: int = n) -> bool:
+                return len(children(folder)) == n
+
+            wait_until(started, 30, f"{func.__name__}'s child")
         asyncio.run(afterward.aclose())
         assert len(alive(children(folder))) == len(tasks)
         worker.send_signal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -212,6 +213,6 @@ async def test_wait_for_work_returns_after_its_timeout(store: Store, clock: Cloc
     # Given a worker that just found nothing to do
     assert await store.acquire("w1", now=clock(), lease=30, limit=1) == []
     # When it waits a short while and nothing happens
-    waited = store.wait_for_work(timeout=0.2)
+    waited: Awaitable[object] = store.wait_for_work(timeout=0.2)
     # Then the wait returns
     assert await asyncio.wait_for(waited, WAIT_BOUND) is None

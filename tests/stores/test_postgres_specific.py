@@ -192,7 +192,7 @@ def test_fresh_schema_equals_all_migrations_applied() -> None:
                 conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
                 conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
                 for part in parts:
-                    conn.execute(part)  # type: ignore[arg-type]
+                    conn.execute(part)
             # Then they hold the same tables, columns, constraints and indexes
             assert _catalog(conn, fresh) == _catalog(conn, migrated)
             tables = {row[0] for row in _catalog(conn, fresh)["columns"]}
@@ -349,7 +349,7 @@ async def test_close_releases_a_waiting_worker(pg_url: str, clock: Clock) -> Non
     store = store_from_url(pg_url)
     await store.open()
     await store.acquire("w1", now=clock(), lease=30, limit=1)
-    waiting = asyncio.create_task(store.wait_for_work(timeout=60))
+    waiting: asyncio.Task[object] = asyncio.create_task(store.wait_for_work(timeout=60))
     await asyncio.sleep(0.1)
     # When the store is closed, Then the wait ends promptly
     await store.close()

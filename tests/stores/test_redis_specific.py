@@ -177,7 +177,9 @@ async def test_no_key_is_written_outside_the_prefix(tmp_path: Path, clock: Clock
         # Then every key it created starts with its prefix
         written = set(raw.keys("*")) - before
         assert written
-        assert {k for k in written if not k.startswith(f"{prefix}:")} == set()
+        assert {
+            k for k in written if not (isinstance(k, str) and k.startswith(f"{prefix}:"))
+        } == set()
     finally:
         await store.close()
         keys = list(raw.scan_iter(match=f"{prefix}:*"))
@@ -422,7 +424,7 @@ async def test_close_ends_a_wait(url: str) -> None:
     # Given a worker waiting a minute for work
     store = store_from_url(url)
     await store.open()
-    waiting = asyncio.create_task(store.wait_for_work(60))
+    waiting: asyncio.Task[object] = asyncio.create_task(store.wait_for_work(60))
     await asyncio.sleep(0.05)
     # When the store is closed, Then the wait returns
     await asyncio.wait_for(store.close(), BOUND)

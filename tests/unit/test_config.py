@@ -136,7 +136,7 @@ def test_settings_are_keyword_only_and_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.concurrency = 3  # type: ignore[misc]
     with pytest.raises(TypeError):
-        Settings("sqlite:///x.db")  # type: ignore[misc]
+        Settings("sqlite:///x.db")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

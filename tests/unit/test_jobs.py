@@ -224,7 +224,8 @@ def test_states_are_their_stored_strings() -> None:
     # When compared to the strings stores keep
     # Then they are equal (StrEnum) and the set is the documented one
     assert JobState("running") is JobState.RUNNING
-    assert JobState.QUEUED == "queued"
+    queued: str = JobState.QUEUED
+    assert queued == "queued"
     assert {s.value for s in JobState} == {
         "waiting",
         "queued",

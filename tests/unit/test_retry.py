@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ SAMPLES = 2000
         ({"retry_on": (ValueError, "x")}, "retry_on must be a tuple of exception classes"),
     ],
 )
-def test_invalid_policy_is_refused(kwargs: dict[str, float], message: str) -> None:
+def test_invalid_policy_is_refused(kwargs: dict[str, Any], message: str) -> None:
     # Given settings no policy can honour
     # When a policy is built from them
     # Then it refuses with a message naming the setting

@@ -310,23 +310,23 @@ def test_bad_payload_raises_value_error(payload: str) -> None:
         decode_call(takes_uuid, payload)
 
 
-def _plain(a, b):
+def _plain(a: Any, b: Any) -> None:
     pass
 
 
-def _defaults(a, b=1, /, c=2):
+def _defaults(a: Any, b: Any = 1, /, c: Any = 2) -> None:
     pass
 
 
-def _star(a, *rest):
+def _star(a: Any, *rest: Any) -> None:
     pass
 
 
-def _keyword_only(a, *, b):
+def _keyword_only(a: Any, *, b: Any) -> None:
     pass
 
 
-def _keyword_default(a, *, b=1):
+def _keyword_default(a: Any, *, b: Any = 1) -> None:
     pass
 
 

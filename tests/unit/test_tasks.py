@@ -256,7 +256,7 @@ def test_task_decorator_refuses_unknown_options() -> None:
     # When the decorator is applied
     # Then it is refused, naming the option
     with pytest.raises(TypeError, match=r"unknown task option.*max_attempt\b"):
-        task(max_attempt=3)(module_level_task)  # type: ignore[call-arg]
+        task(max_attempt=3)(module_level_task)  # type: ignore[call-overload]
     assert options_of(module_level_task) == {}
 
 
