@@ -21,14 +21,20 @@ STORES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "redis": "Redis"}
 OURS, THEIRS = "#d1495b", "#8d99ae"
 
 
+def _row(run: dict[str, Any]) -> str:
+    """The bar a run belongs to: its system at its defaults (or in figures from before there
+    were variants), ``system (tuned)`` at its tuned setting."""
+    variant = run.get("variant", "defaults")
+    return run["system"] if variant == "defaults" else f"{run['system']} ({variant})"
+
+
 def _median(
     runs: list[dict[str, Any]], system: str, store: str, workload: str, key: str
 ) -> float | None:
     values = [
         r["figures"][key]
         for r in runs
-        if (r["system"], r["store"], r["workload"]) == (system, store, workload)
-        and key in r["figures"]
+        if (_row(r), r["store"], r["workload"]) == (system, store, workload) and key in r["figures"]
     ]
     return statistics.median(values) if values else None
 
@@ -46,9 +52,7 @@ def _bars(ax: Any, labels: list[str], values: list[float], title: str, unit: str
 def throughput(runs: list[dict[str, Any]], folder: Path) -> Path | None:
     panels = []
     for store, title in STORES.items():
-        systems = sorted(
-            {r["system"] for r in runs if r["store"] == store and r["system"] != "web"}
-        )
+        systems = sorted({_row(r) for r in runs if r["store"] == store and r["system"] != "web"})
         measured = [(s, _median(runs, s, store, "throughput_1", "rate")) for s in systems]
         pairs = [(s, v) for s, v in measured if v is not None]
         if pairs:
@@ -77,7 +81,7 @@ def latency(runs: list[dict[str, Any]], folder: Path) -> Path | None:
     rows = []
     for r in runs:
         if r["workload"] == "latency":
-            rows.append((f"{r['system']} ({STORES[r['store']]})", r["system"], r["store"]))
+            rows.append((f"{_row(r)}, {STORES[r['store']]}", _row(r), r["store"]))
     rows = sorted(set(rows))
     if not rows:
         return None
@@ -94,7 +98,7 @@ def latency(runs: list[dict[str, Any]], folder: Path) -> Path | None:
         [y - 0.2 for y in ys],
         [p50[i] for i in order],
         height=0.4,
-        color=[OURS if rows[i][1] == "afterward" else THEIRS for i in order],
+        color=[OURS if rows[i][1].startswith("afterward") else THEIRS for i in order],
         label="p50",
     )
     ax.set_yticks(list(ys), [labels[i] for i in order])

@@ -1,6 +1,28 @@
-"""What the peers' producers share (standard library only)."""
+"""What the peer modules share (standard library only: each runs in its peer's own
+virtualenv): the variant a run is at, and a producer for libraries that enqueue with a
+plain (blocking) call."""
 
 from __future__ import annotations
+
+import os
+
+SETTING_ENV = "AW_BENCH_SETTING"
+"""``NAME=VALUE``: the one setting of the tuned variant (`bench.compare`'s SYSTEMS table
+states it; ``driver.py --setting`` sets it, and the worker processes inherit it). Unset,
+the peer runs at its defaults: that is also how `bench.web` runs its endpoints."""
+
+
+def tuned(name: str) -> str | None:
+    """The value of this run's tuned setting, or None at the defaults. `name` is the one
+    setting the calling peer module knows how to apply: any other fails the run, rather than
+    measure the defaults under a tuned label."""
+    setting = os.environ.get(SETTING_ENV, "")
+    if not setting:
+        return None
+    key, _, value = setting.partition("=")
+    if key != name or not value:
+        raise SystemExit(f"this peer's tuned setting is {name}=VALUE, not {setting!r}")
+    return value
 
 
 class SyncClient:

@@ -1,6 +1,7 @@
 """Run one workload against one task queue and print its figures as one JSON line.
 
     python driver.py PEER WORKLOAD --url URL --ledger FILE [--n N] [--processes P]
+                     [--setting NAME=VALUE]
 
 PEER names a module ``peer_<PEER>.py`` beside this file, run with the peer's own
 virtualenv's Python (standard library and the peer only). It defines
@@ -8,6 +9,11 @@ virtualenv's Python (standard library and the peer only). It defines
 ``async enqueue_many(times)`` and ``async close()``, and
 ``worker_commands(url, processes) -> list[list[str]]`` (the processes to start: one
 supervisor, or one per worker process). Its task calls `ledger.record`.
+
+Without ``--setting`` the peer runs at its defaults; with it, at its tuned variant: the
+setting goes to ``AW_BENCH_SETTING`` before the peer module is imported (its worker
+processes inherit it), and the module applies it through `clients.tuned` (`bench.compare`'s
+SYSTEMS table states each peer's).
 
 Workloads: ``enqueue_one`` (one client, one task at a time), ``enqueue_bulk`` (one client,
 the peer's bulk call, 500 a call), ``throughput`` (N tasks stored, then a worker with P
@@ -34,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ledger  # noqa: E402
+from clients import SETTING_ENV  # noqa: E402
 from machine import cores_busy, cpu_ticks  # noqa: E402
 
 BULK = 500
@@ -173,8 +180,12 @@ def main() -> None:
     parser.add_argument(
         "--budget", type=float, default=60.0, help="throughput: seconds at most from the first run"
     )
+    parser.add_argument(
+        "--setting", default="", help="NAME=VALUE: the peer's tuned variant (default: defaults)"
+    )
     args = parser.parse_args()
     os.environ[ledger.LEDGER_ENV] = str(args.ledger)
+    os.environ[SETTING_ENV] = args.setting
     os.environ["AW_BENCH_URL"] = args.url
     peer = importlib.import_module(f"peer_{args.peer}")
     result = asyncio.run(

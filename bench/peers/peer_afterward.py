@@ -6,6 +6,7 @@ import os
 import sys
 
 import ledger
+from clients import tuned
 
 from afterward import Afterward, task
 
@@ -38,7 +39,9 @@ class Client:
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """The worker, as a user starts it (its supervisor runs `processes` processes)."""
+    """The worker, as a user starts it (its supervisor runs `processes` processes); tuned,
+    with ``--concurrency`` (tasks at once per process, 8 by default)."""
+    concurrency = tuned("concurrency")
     return [
         [
             sys.executable,
@@ -48,6 +51,7 @@ def worker_commands(url: str, processes: int) -> list[list[str]]:
             "peer_afterward:afterward",
             "--processes",
             str(processes),
+            *(["--concurrency", concurrency] if concurrency else []),
             "--log-level",
             "WARNING",
         ]

@@ -10,6 +10,7 @@ from typing import Any
 import ledger
 from arq import create_pool
 from arq.connections import RedisSettings
+from clients import tuned
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
 
@@ -20,10 +21,14 @@ async def work(ctx: dict[str, Any], enqueued_at: float) -> None:
 
 
 class WorkerSettings:
-    """arq's documented worker settings, defaults otherwise (max_jobs=10)."""
+    """arq's documented worker settings, defaults otherwise (max_jobs=10); tuned, max_jobs."""
 
     functions = (work,)
     redis_settings = RedisSettings.from_dsn(URL)
+
+
+if (MAX_JOBS := tuned("max_jobs")) is not None:
+    WorkerSettings.max_jobs = int(MAX_JOBS)  # type: ignore[attr-defined]
 
 
 class Client:

@@ -7,12 +7,12 @@ import sys
 
 import ledger
 from celery import Celery
-from clients import SyncClient
+from clients import SyncClient, tuned
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
 app = Celery("peer_celery", broker=URL)
-app.conf.task_acks_late = True  # at-least-once, as afterward: ack after the task ran
-app.conf.worker_prefetch_multiplier = 4
+if (PREFETCH := tuned("prefetch_multiplier")) is not None:
+    app.conf.worker_prefetch_multiplier = int(PREFETCH)  # Celery's default: 4
 
 
 @app.task
@@ -27,7 +27,9 @@ class Client(SyncClient):
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """`celery worker` with its prefork pool of `processes` processes."""
+    """`celery worker` with its prefork pool of `processes` processes (Celery's default is
+    one per core); gossip and mingle, the chatter between a cluster's workers, are off: there
+    is one worker."""
     return [
         [
             sys.executable,

@@ -7,7 +7,7 @@ import sys
 
 import dramatiq
 import ledger
-from clients import SyncClient
+from clients import SyncClient, tuned
 from dramatiq.brokers.redis import RedisBroker
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
@@ -15,7 +15,7 @@ broker = RedisBroker(url=URL)
 dramatiq.set_broker(broker)
 
 
-@dramatiq.actor(max_retries=3)
+@dramatiq.actor
 def work(enqueued_at: float) -> None:
     """The no-op task."""
     ledger.record(enqueued_at)
@@ -30,16 +30,8 @@ class Client(SyncClient):
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """Dramatiq's CLI: `processes` processes of 8 threads (its default thread count)."""
-    return [
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "peer_dramatiq",
-            "--processes",
-            str(processes),
-            "--threads",
-            "8",
-        ]
-    ]
+    """Dramatiq's CLI with `processes` processes (its default is one per core), each of 8
+    threads (its default) or, tuned, of ``--threads``."""
+    threads = tuned("threads")
+    command = [sys.executable, "-m", "dramatiq", "peer_dramatiq", "--processes", str(processes)]
+    return [[*command, *(["--threads", threads] if threads else [])]]

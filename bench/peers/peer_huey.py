@@ -6,14 +6,14 @@ import os
 import sys
 
 import ledger
-from clients import SyncClient
+from clients import SyncClient, tuned
 from huey import RedisHuey, SqliteHuey
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
 huey = (
-    SqliteHuey("aw-bench", filename=URL.removeprefix("sqlite:///"), results=False)
+    SqliteHuey("aw-bench", filename=URL.removeprefix("sqlite:///"))
     if URL.startswith("sqlite")
-    else RedisHuey("aw-bench", url=URL, results=False)
+    else RedisHuey("aw-bench", url=URL)
 )
 
 
@@ -29,9 +29,10 @@ class Client(SyncClient):
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """huey_consumer with 8 worker threads per process (processes: -k process)."""
-    if processes == 1:
-        args = ["-k", "thread", "-w", "8"]
-    else:
-        args = ["-k", "process", "-w", str(processes)]
-    return [[sys.executable, "-m", "huey.bin.huey_consumer", "peer_huey.huey", *args]]
+    """At the defaults, huey_consumer as is (one worker thread), with ``-k process -w N``
+    for N processes. Tuned, one consumer per process, each of ``-k thread -w WORKERS``
+    threads (huey's consumer runs threads or processes, never threads in processes)."""
+    consumer = [sys.executable, "-m", "huey.bin.huey_consumer", "peer_huey.huey"]
+    if (workers := tuned("workers")) is not None:
+        return [[*consumer, "-k", "thread", "-w", workers]] * processes
+    return [[*consumer, *(["-k", "process", "-w", str(processes)] if processes > 1 else [])]]

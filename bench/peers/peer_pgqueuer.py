@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import ledger
+from clients import tuned
 from pgqueuer import AsyncpgDriver, PgQueuer, Queries
 from pgqueuer.models import Job
 
@@ -64,8 +65,13 @@ class Client:
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
     """PgQueuer's own supervisor (`pgqueuer.run`, what `pgq run` calls) with its defaults
-    (batch size 10), one per process. Called from Python because the `pgq run` command of
-    pgqueuer 1.6.0 fails at start here ('str' object has no attribute 'name', in its
-    logging set-up under typer 0.29)."""
-    code = "import asyncio, pgqueuer, peer_pgqueuer; asyncio.run(pgqueuer.run(peer_pgqueuer.main))"
+    (batch size 10) or, tuned, ``batch_size`` (`pgq run --batch-size`), one per process.
+    Called from Python because the `pgq run` command of pgqueuer 1.6.0 fails at start here
+    ('str' object has no attribute 'name', in its logging set-up under typer 0.29)."""
+    batch = tuned("batch_size")
+    options = f", batch_size={int(batch)}" if batch else ""
+    code = (
+        "import asyncio, pgqueuer, peer_pgqueuer; "
+        f"asyncio.run(pgqueuer.run(peer_pgqueuer.main{options}))"
+    )
     return [[sys.executable, "-c", code]] * processes

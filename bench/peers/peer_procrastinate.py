@@ -7,6 +7,7 @@ import sys
 
 import ledger
 import procrastinate
+from clients import tuned
 
 URL = os.environ.get("AW_BENCH_URL", "postgresql://127.0.0.1:5432/test")
 app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=URL))
@@ -42,15 +43,8 @@ class Client:
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """`procrastinate worker` (concurrency 10), one per process."""
-    command = [
-        sys.executable,
-        "-m",
-        "procrastinate",
-        "--app",
-        "peer_procrastinate.app",
-        "worker",
-        "--concurrency",
-        "10",
-    ]
-    return [command] * processes
+    """`procrastinate worker`, one per process: one job at a time (its default) or, tuned,
+    ``--concurrency``."""
+    concurrency = tuned("concurrency")
+    command = [sys.executable, "-m", "procrastinate", "--app", "peer_procrastinate.app", "worker"]
+    return [[*command, *(["--concurrency", concurrency] if concurrency else [])]] * processes

@@ -6,6 +6,7 @@ import os
 import sys
 
 import ledger
+from clients import tuned
 from redis import Redis
 from rq import Queue
 
@@ -39,5 +40,8 @@ class Client:
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """`rq worker` (forks a work horse per job, RQ's default), one per process."""
-    return [[sys.executable, "-m", "rq.cli", "worker", "bench", "--url", url, "-q"]] * processes
+    """`rq worker`, one per process: its default worker forks a work horse per job; tuned,
+    ``--worker-class`` (`rq.worker.SimpleWorker` runs the job in the worker itself)."""
+    worker_class = tuned("worker_class")
+    command = [sys.executable, "-m", "rq.cli", "worker", "bench", "--url", url, "-q"]
+    return [[*command, *(["--worker-class", worker_class] if worker_class else [])]] * processes

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import ledger
+from clients import tuned
 from saq import Queue
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
@@ -19,8 +20,10 @@ async def work(ctx: dict[str, Any], *, enqueued_at: float) -> None:
 
 
 queue = Queue.from_url(URL)
-settings = {"queue": queue, "functions": [work], "concurrency": 10}
-"""SAQ's documented worker settings (concurrency 10, its default)."""
+settings: dict[str, Any] = {"queue": queue, "functions": [work]}
+"""SAQ's documented worker settings: concurrency 10 (its default) or, tuned, ``concurrency``."""
+if (CONCURRENCY := tuned("concurrency")) is not None:
+    settings["concurrency"] = int(CONCURRENCY)
 
 
 class Client:

@@ -7,10 +7,14 @@ import os
 import sys
 
 import ledger
-from taskiq_redis import ListQueueBroker
+from clients import tuned
+from taskiq_redis import ListQueueBroker, RedisStreamBroker
 
 URL = os.environ.get("AW_BENCH_URL", "redis://127.0.0.1:6379/9")
-broker = ListQueueBroker(URL)
+BROKERS = {"RedisStreamBroker": RedisStreamBroker, "ListQueueBroker": ListQueueBroker}
+broker = BROKERS[tuned("broker") or "RedisStreamBroker"](URL)
+"""taskiq-redis's README broker, RedisStreamBroker (a stream with acknowledgements), or,
+tuned, ``broker``: its ListQueueBroker ("if you don't want acknowledges")."""
 
 
 @broker.task
@@ -37,7 +41,7 @@ class Client:
 
 
 def worker_commands(url: str, processes: int) -> list[list[str]]:
-    """taskiq's worker CLI with `processes` worker processes."""
+    """taskiq's worker CLI with `processes` worker processes (its default is 2)."""
     return [
         [
             sys.executable,

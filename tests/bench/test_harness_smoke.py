@@ -49,6 +49,12 @@ def test_the_comparison_runs_every_workload_for_afterward_and_writes_its_report(
     assert "## Targets" in report and "### PostgreSQL" in report
     throughput = [r for r in data["runs"] if r["workload"] == "throughput_1"]
     assert all(r["figures"]["ran"] == 2000 and r["figures"]["rate"] > 0 for r in throughput)
+    # And the worker's workloads ran at afterward's defaults and at its tuned setting, both
+    # in the tables; the enqueue workloads at the defaults alone (the setting is the worker's)
+    variants = {(r["variant"], r["workload"]) for r in data["runs"] if r["system"] == "afterward"}
+    assert {v for v, w in variants if w in ("throughput_1", "latency")} == {"defaults", "tuned"}
+    assert {v for v, w in variants if w.startswith("enqueue")} == {"defaults"}
+    assert report.count("| **afterward** (tuned: concurrency=64) |") == 3
     # And the floors were measured, and the CPU the one-process runs kept busy is weighed
     (floors,) = [r["figures"] for r in data["runs"] if r["workload"] == "floors"]
     assert set(floors) == {
