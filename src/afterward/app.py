@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -14,13 +13,14 @@ from .calls.in_memory import InMemoryCall
 from .calls.preparer import Preparer
 from .config import Execution, Settings
 from .errors import ConfigurationError
+from .home import Home
 from .jobs import Job, NewJob
 from .log import configure_logging
+from .loops import absorbing_cancel
 from .retry import RetryPolicy
 from .stores import Store, store_from_url
 from .stores.base import TransactionalStore
 from .tasks import TaskRegistry
-from .worker.embedded import EmbeddedWorker
 from .worker.executor import Executor
 from .worker.identity import new_worker_id
 from .worker.runner import Runner
@@ -61,10 +61,12 @@ class Afterward:
         caller = sys._getframe(1).f_globals.get("__name__", "")
         if caller and not caller.startswith("afterward."):
             self.registry.allow_package(caller)
-        self._opened = False
+        self.home = Home(self.store.open, self._stop_runner)
+        """The event loop this app's store and runner live on (see `afterward.home`)."""
         self._runner: Runner | None = None
-        self._embedded: EmbeddedWorker | None = None
-        self._lock = threading.Lock()
+        self._running: asyncio.Task[None] | None = None
+        """The in-app runner's worker loop, on the home loop."""
+        self._stop = asyncio.Event()
         self.calls = Preparer(self.registry, self.settings)
         """Turns calls into tasks not yet stored (or their in-memory stand-ins)."""
         configure_logging()  # afterward's lines show, unless the app's logging shows them
@@ -105,13 +107,13 @@ class Afterward:
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[dict[str, Any]]:
         """A lifespan for `FastAPI(lifespan=...)`: install, open the store, and in
-        ``in_app`` mode start the embedded worker at startup (so work left by a crash is
+        ``in_app`` mode start the runner at startup (so work left by a crash is
         taken back at once); stop it gracefully at shutdown. The instance is published in
         the lifespan state, so mounted sub-apps use it too."""
         self.install(app)
         await self.open()
         if self.runs_in_app:
-            self._ensure_embedded()
+            await self.home.run(self._start_runner)
         try:
             yield {_STATE_ATTRIBUTE: self}
         finally:
@@ -125,47 +127,49 @@ class Afterward:
         return self.settings.execution == "in_app"
 
     async def open(self) -> None:
-        """Open the store (creating or upgrading its schema). Idempotent."""
-        if not self._opened:
-            await self.store.open()
-            self._opened = True
+        """Open the store (creating or upgrading its schema) on the home loop. Idempotent."""
+        await self.home.run(_nothing)
 
     async def aclose(self) -> None:
-        """Stop the embedded worker and close the store."""
-        self.stop_embedded()
-        if self._opened:
-            self._opened = False
-            await self.store.close()
+        """Stop the in-app runner (letting running tasks finish within the grace period)
+        and close the store."""
+        await self.home.close()
+        await self.store.close()
+
+    async def _stop_runner(self) -> None:
+        """Wind the runner down, at `aclose` or when the home loop shuts down (the
+        store's connections close after it: `afterward.loops`)."""
+        running, self._running = self._running, None
+        runner, self._runner = self._runner, None
+        if running is not None:
+            self._stop.set()
+            await absorbing_cancel(running)
+        if runner is not None:
+            runner.executor.shutdown()
 
     @property
     def runner(self) -> Runner:
-        """This process's runner (created on first use)."""
-        with self._lock:
-            if self._runner is None:
-                self._runner = Runner(
-                    store=self.store,
-                    registry=self.registry,
-                    settings=self.settings,
-                    worker_id=new_worker_id(),
-                    executor=Executor(self.settings.concurrency),
-                )
-            return self._runner
+        """This process's runner, on the home loop (created on first use)."""
+        if self._runner is None:
+            self._runner = Runner(
+                store=self.store,
+                registry=self.registry,
+                settings=self.settings,
+                worker_id=new_worker_id(),
+                executor=Executor(self.settings.concurrency),
+            )
+        return self._runner
 
-    def _ensure_embedded(self) -> None:
-        runner = self.runner
-        with self._lock:
-            if self._embedded is not None:
-                return
-            self._embedded = EmbeddedWorker(runner, self.settings.grace_period)
-        self._embedded.start()
-        atexit.register(self.stop_embedded)
-
-    def stop_embedded(self) -> None:
-        """Stop the embedded worker thread, if it runs (idempotent, blocking)."""
-        embedded, self._embedded = self._embedded, None
-        if embedded is not None:
-            embedded.stop()
-            atexit.unregister(self.stop_embedded)
+    async def _start_runner(self) -> None:
+        """Start the in-app runner on the home loop, unless it runs: it retries failed
+        tasks when their backoff is over, runs tasks whose request could not run them,
+        renews the leases of the chains requests run, and takes back work left by
+        crashed processes."""
+        if self._running is None or self._running.done():
+            self._stop = asyncio.Event()
+            self._running = asyncio.create_task(
+                self.runner.run(self._stop), name="afterward-runner"
+            )
 
     # -- producing --------------------------------------------------------------------
 
@@ -216,7 +220,9 @@ class Afterward:
 
     async def _store_jobs(self, jobs: list[NewJob], *, reserve: bool) -> list[str]:
         """One `Store.enqueue`; in in-app mode this process then runs what comes due."""
-        await self.open()
+        return await self.home.run(lambda: self._store_jobs_here(jobs, reserve=reserve))
+
+    async def _store_jobs_here(self, jobs: list[NewJob], *, reserve: bool) -> list[str]:
         runner = self.runner if reserve else None
         ids = await self.store.enqueue(
             jobs,
@@ -229,7 +235,7 @@ class Afterward:
         if runner is not None:
             runner.reserve(ids)
         if self.runs_in_app:
-            self._ensure_embedded()
+            await self._start_runner()
         return ids
 
     async def enqueue_in(
@@ -277,17 +283,25 @@ class Afterward:
         name, `in_memory` calls (by the id of their stand-in) as given. Returns the error
         of the task that failed, if one did.
 
-        Outside in-app mode no embedded worker renews the chain's leases, so this call
-        renews them itself while the chain runs.
+        Outside in-app mode no runner of this process renews the chain's leases, so this
+        call renews them itself while the chain runs.
         """
+        return await self.home.run(lambda: self._run_chain_here(ids, in_memory or {}))
+
+    async def _run_chain_here(
+        self, ids: Sequence[str], in_memory: Mapping[str, InMemoryCall]
+    ) -> BaseException | None:
         if self.runs_in_app:
-            return await self.runner.run_chain(ids, in_memory or {})
+            return await self.runner.run_chain(ids, in_memory)
         async with self.runner.renewing():
-            return await self.runner.run_chain(ids, in_memory or {})
+            return await self.runner.run_chain(ids, in_memory)
 
     # -- looking up -------------------------------------------------------------------
 
     async def get(self, task_id: str) -> Job:
         """A task with its attempts. :raises TaskNotFound:"""
-        await self.open()
-        return await self.store.get(task_id)
+        return await self.home.run(lambda: self.store.get(task_id))
+
+
+async def _nothing() -> None:
+    pass

@@ -76,7 +76,7 @@ def _set_environment(config: pytest.Config) -> None:
     config.add_cleanup(lambda: _restore(saved))
     if os.environ.get(_URL) in (None, os.environ.get(_OURS)):
         folder = tempfile.mkdtemp(prefix="afterward-pytest-")
-        # At exit, after the embedded workers (registered later, so stopped first).
+        # At exit: a store still open then (no lifespan, no close) may use it to the end.
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         url = f"sqlite:///{Path(folder, 'afterward.db').as_posix()}"
         os.environ[_URL] = os.environ[_OURS] = url

@@ -27,10 +27,9 @@ async def drain(afterward: Afterward, *, raise_on_failure: bool = True) -> list[
 
     :raises TaskFailed: with `raise_on_failure`, for the first task that did not succeed.
     """
-    await afterward.open()
-    unsuccessful = await afterward.runner.drain()
+    unsuccessful = await afterward.home.run(afterward.runner.drain)
     if unsuccessful and raise_on_failure:
-        job = await afterward.store.get(unsuccessful[0])
+        job = await afterward.get(unsuccessful[0])
         raise TaskFailed(job.id, job.function, job.last_error or job.state.value)
     return unsuccessful
 

@@ -36,6 +36,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from servers import drop_store_data, postgres_url, redis_url, require_server, sqlite_url
+from stores._helpers import complete
 
 from afterward.errors import InvalidTransition, StoreError, TaskNotFound
 from afterward.jobs import Failure, Job, JobState, NewJob, decide_lost
@@ -457,7 +458,7 @@ class StoreModel(RuleBasedStateMachine):
     def complete(self, worker: str, job_id: str, attempt: int) -> None:
         job, now = self.jobs[job_id], self.clock()
         live = holds(job, worker, attempt, now)
-        accepted = self.run(self.store.complete(job_id, worker, attempt, now=now))
+        accepted = self.run(complete(self.store, job_id, worker, attempt, now=now))
         assert accepted is live, self.fencing_message("complete", job, worker, attempt, live)
         self.forget(worker, job_id, attempt)
         if not live:
@@ -898,7 +899,7 @@ class ProgramRun:
         if kind == "release":
             return self.run(self.store.release(worker, [job_id], now=now))
         if kind == "complete":
-            return self.run(self.store.complete(job_id, worker, attempt, now=now))
+            return self.run(complete(self.store, job_id, worker, attempt, now=now))
         after = RETRY_AFTER[kind]
         retry_at = None if after is None else now + after
         failure = Failure(error=f"E: {kind}", traceback=f"Traceback: {kind}", retry_at=retry_at)

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis
 from servers import POSTGRES_URL, REDIS_URL
+from stores._helpers import complete
 from typer.testing import CliRunner
 
 from afterward import __version__
@@ -62,7 +63,7 @@ def fill(url: str, ids: list[str], *, fail: str | None = None, finished_at: floa
                 when = finished_at or now + len(ids)
                 (taken,) = await store.acquire("w1", now=when, lease=30, limit=1, ids=[task_id])
                 if finished_at:
-                    assert await store.complete(task_id, "w1", taken.attempts, now=when)
+                    assert await complete(store, task_id, "w1", taken.attempts, now=when)
                 else:
                     failure = Failure(error="ValueError: boom", traceback="Trace\n", retry_at=None)
                     assert await store.fail(task_id, "w1", taken.attempts, failure, now=when)

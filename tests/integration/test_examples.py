@@ -49,9 +49,7 @@ def load_example(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loa
 
     yield load
     for module in loaded:
-        afterward = Afterward.of(module.app)
-        afterward.stop_embedded()
-        asyncio.run(afterward.aclose())
+        asyncio.run(Afterward.of(module.app).aclose())
 
 
 def jobs_in(url: str) -> list[Job]:

@@ -12,20 +12,20 @@ from . import apps
 
 
 async def test_a_reservation_no_chain_claims_is_handed_to_the_queue(store_url: str) -> None:
-    # Given an in-app Afterward with a short lease, and a request's chain committed and
-    # reserved for this process, whose run after the response never comes
-    afterward = Afterward(settings=Settings(url=store_url, lease=0.3))
+    # Given an Afterward with a short lease (with no runner of its own: this test plays
+    # the in-app runner's part by hand), and a request's chain committed and reserved for
+    # this process, whose run after the response never comes
+    afterward = Afterward(settings=Settings(url=store_url, lease=0.3, execution="workers"))
     apps.EVENTS.clear()
     try:
         jobs = [afterward.prepare(apps.record, ("unclaimed", str(n)), {}) for n in range(2)]
         ids = await afterward.enqueue_chain(jobs, reserve=True)
-        afterward.stop_embedded()  # this test plays the embedded worker's part by hand
         runner = afterward.runner
         # When its leases are renewed within a lease, Then they stay reserved
         await runner.renew_leases()
         assert await drain(afterward) == [] and apps.EVENTS == []
-        # When more than a lease passes unclaimed, renewed all along as the embedded
-        # worker renews them
+        # When more than a lease passes unclaimed, renewed all along as the in-app
+        # runner renews them
         for _ in range(6):
             await asyncio.sleep(0.1)
             await runner.renew_leases()

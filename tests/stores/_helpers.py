@@ -7,6 +7,7 @@ Everything here goes through the `Store` protocol only, so that any store passin
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from afterward.jobs import Failure, Job, NewJob
@@ -16,6 +17,8 @@ __all__ = [
     "LEASE",
     "Clock",
     "acquire_one",
+    "complete",
+    "complete_many",
     "enqueue_one",
     "failure",
     "new_chain",
@@ -87,3 +90,17 @@ def failure(
 ) -> Failure:
     """A failed attempt's record: retried at `retry_at`, or failed for good when None."""
     return Failure(error=error, traceback=traceback, retry_at=retry_at)
+
+
+async def complete_many(
+    store: Store, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+) -> set[str]:
+    """Complete `attempts` of `worker` (fenced each), taking nothing: what a runner does."""
+    done, taken = await store.complete_and_acquire(worker, attempts, now=now, lease=LEASE, limit=0)
+    assert taken == []
+    return done
+
+
+async def complete(store: Store, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
+    """Complete one attempt of `worker`; whether its fence let it through."""
+    return job_id in await complete_many(store, worker, [(job_id, attempt)], now=now)

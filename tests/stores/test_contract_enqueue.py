@@ -10,7 +10,7 @@ from afterward.errors import TaskNotFound
 from afterward.jobs import JobState
 from afterward.stores import JobFilter, Store
 
-from ._helpers import LEASE, Clock, acquire_one, enqueue_one, new_chain, new_job
+from ._helpers import LEASE, Clock, acquire_one, complete, enqueue_one, new_chain, new_job
 
 
 async def test_a_single_task_starts_queued_with_what_was_given(store: Store, clock: Clock) -> None:
@@ -94,7 +94,7 @@ async def test_a_chain_runs_in_order(store: Store, clock: Clock) -> None:
     while jobs := await store.acquire("w1", now=clock(), lease=LEASE, limit=10):
         assert len(jobs) == 1, "only one task of a chain may be due at a time"
         ran.append(jobs[0].id)
-        assert await store.complete(jobs[0].id, "w1", jobs[0].attempts, now=clock())
+        assert await complete(store, jobs[0].id, "w1", jobs[0].attempts, now=clock())
         clock.advance(1)
     # Then the tasks ran one after the other, in chain order
     assert ran == ids
@@ -119,7 +119,7 @@ async def test_a_chain_continued_by_a_later_call_runs_after_its_head(
     while jobs := await store.acquire("w1", now=clock(), lease=LEASE, limit=10):
         for job in jobs:
             ran.append(job.id)
-            assert await store.complete(job.id, "w1", job.attempts, now=clock())
+            assert await complete(store, job.id, "w1", job.attempts, now=clock())
     assert ran.index(head.id) < ran.index(second.id) < ran.index(third.id)
     assert sorted(ran) == sorted(j.id for j in (head, second, third, *others))
 
@@ -138,7 +138,7 @@ async def test_unique_key_returns_the_unfinished_task(store: Store, clock: Clock
     job = await acquire_one(store, clock)
     assert await store.enqueue([new_job(unique_key="report:42")], now=clock()) == [first]
     # When the task finishes
-    assert await store.complete(job.id, "w1", job.attempts, now=clock())
+    assert await complete(store, job.id, "w1", job.attempts, now=clock())
     # Then the key is free again
     again = new_job(unique_key="report:42")
     assert await store.enqueue([again], now=clock()) == [again.id]
@@ -212,7 +212,7 @@ async def test_the_reserving_worker_acquires_by_id(store: Store, clock: Clock) -
     # And the waiting task behind it cannot be acquired yet, even by id
     assert await store.acquire("w1", now=clock(), lease=LEASE, limit=1, ids=[ids[1]]) == []
     # When the head completes, w1 takes the next task by id while still reserved
-    assert await store.complete(ids[0], "w1", 1, now=clock())
+    assert await complete(store, ids[0], "w1", 1, now=clock())
     assert (await acquire_one(store, clock, "w1", ids=[ids[1]])).id == ids[1]
 
 

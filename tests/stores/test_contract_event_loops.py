@@ -1,8 +1,9 @@
-"""Store contract: one open store serves coroutines on any number of event loops.
+"""Store contract: a store's connections live on one event loop at a time.
 
-A web process calls its store from the server's loop and the embedded worker's; a test
-client makes a loop per portal. Calls run on their caller's loop, and a loop that shuts
-down takes its connections with it.
+The loop of its first call keeps them until it shuts down or the store closes; a later
+loop reconnects once that one has stopped (one `asyncio.run` after another). A bare store
+called from a second loop while the first still runs says so (an `Afterward` sends its
+own calls to its home loop, see tests/integration/test_home_loop.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+import pytest
+
+from afterward.errors import StoreError
 from afterward.jobs import JobState
-from afterward.stores import Store
+from afterward.stores import Store, store_from_url
 
 from ._helpers import LEASE, Clock, new_job
 
@@ -44,61 +48,44 @@ def _on_another_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return result[0]
 
 
-async def test_calls_from_loops_that_come_and_go_all_work(store: Store, clock: Clock) -> None:
-    # Given a store opened on this loop
-    # When twenty short-lived loops, one after another, each enqueue a task
-    for _ in range(20):
-        await asyncio.to_thread(_on_another_loop, lambda: store.enqueue([new_job()], now=clock()))
-    # Then every task is there, as seen from this loop, and the store still works here
-    assert await store.counts() == {("default", JobState.QUEUED): 20}
-    taken = await store.acquire("w1", now=clock(), lease=LEASE, limit=50)
-    assert len(taken) == 20
-
-
-async def test_two_loops_working_at_once_see_each_others_writes(store: Store, clock: Clock) -> None:
-    # Given a long-lived second loop, in its own thread, taking tasks as they come
-    done = threading.Event()
-
-    async def consume() -> list[str]:
-        taken: list[str] = []
-        while len(taken) < 50 and not done.is_set():
-            jobs = await store.acquire("w2", now=clock(), lease=LEASE, limit=10)
-            for job in jobs:
-                assert await store.complete(job.id, "w2", 1, now=clock())
-            taken += [job.id for job in jobs]
-            if not jobs:
-                await store.wait_for_work(0.05)
-        return taken
-
-    consumer = asyncio.create_task(asyncio.to_thread(_on_another_loop, consume))
-    # When this loop enqueues fifty tasks while it runs
-    ids = []
-    for _ in range(50):
-        ids += await store.enqueue([new_job()], now=clock())
-    # Then the other loop ran every one of them, once
+def test_loops_one_after_another_all_work(store_url: str, clock: Clock) -> None:
+    # Given a store opened in one `asyncio.run`
+    store = store_from_url(store_url)
+    asyncio.run(store.open())
     try:
-        taken = await asyncio.wait_for(consumer, BOUND * 3)
+        # When twenty more, one after another, each enqueue a task
+        for _ in range(20):
+            asyncio.run(store.enqueue([new_job()], now=clock()))
+        # Then every task is there, and yet another loop can take them
+        assert asyncio.run(store.counts()) == {("default", JobState.QUEUED): 20}
+        taken = asyncio.run(store.acquire("w1", now=clock(), lease=LEASE, limit=50))
+        assert len(taken) == 20
     finally:
-        done.set()
-    assert sorted(taken) == sorted(ids)
-    assert await store.counts() == {("default", JobState.SUCCEEDED): 50}
+        asyncio.run(store.close())
 
 
-async def test_close_on_one_loop_ends_a_wait_on_another(store: Store, clock: Clock) -> None:
-    # Given another loop waiting for work with a long timeout
-    started = threading.Event()
+async def test_a_second_running_loop_is_told_where_the_store_lives(
+    store: Store, store_url: str, clock: Clock
+) -> None:
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite's connection runs in threads: any loop may call it")
+    # Given a store in use on this loop
+    await store.enqueue([new_job()], now=clock())
+    # When another loop calls it while this one runs
+    with pytest.raises(StoreError, match="in use on another event loop"):
+        await asyncio.to_thread(_on_another_loop, store.counts)
+    # Then it still serves this loop
+    assert await store.counts() == {("default", JobState.QUEUED): 1}
 
-    async def wait() -> float:
-        await store.acquire("w2", now=clock(), lease=LEASE, limit=1)
-        started.set()
-        began = time.monotonic()
-        await store.wait_for_work(60)
-        return time.monotonic() - began
 
-    waiting = asyncio.create_task(asyncio.to_thread(_on_another_loop, wait))
-    assert await asyncio.to_thread(started.wait, BOUND)
+async def test_close_from_another_loop_ends_a_wait_on_this_one(store: Store, clock: Clock) -> None:
+    # Given this loop waiting for work with a long timeout
+    await store.acquire("w2", now=clock(), lease=LEASE, limit=1)
+    began = time.monotonic()
+    waiting = asyncio.create_task(store.wait_for_work(60))
     await asyncio.sleep(0.2)
-    # When this loop closes the store, Then the other loop's wait ends well before its timeout
-    await store.close()
-    waited = await asyncio.wait_for(waiting, BOUND * 3)
-    assert waited < 30
+    # When another loop closes the store
+    await asyncio.to_thread(_on_another_loop, store.close)
+    # Then the wait ends well before its timeout
+    await asyncio.wait_for(waiting, BOUND * 3)
+    assert time.monotonic() - began < 30

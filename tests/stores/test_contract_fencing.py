@@ -7,7 +7,7 @@ import pytest
 from afterward.jobs import Job, JobState
 from afterward.stores import Store
 
-from ._helpers import LEASE, Clock, acquire_one, enqueue_one, failure, new_chain, new_job
+from ._helpers import LEASE, Clock, acquire_one, complete, enqueue_one, failure, new_chain, new_job
 
 
 async def _running(store: Store, clock: Clock, worker: str = "w1", lease: float = LEASE) -> Job:
@@ -29,7 +29,7 @@ async def test_another_worker_cannot_complete_or_fail(store: Store, clock: Clock
     # Given a task running for w1
     job = await _running(store, clock, "w1")
     # When w2 reports an outcome for it, with the right attempt number
-    completed = await store.complete(job.id, "w2", job.attempts, now=clock())
+    completed = await complete(store, job.id, "w2", job.attempts, now=clock())
     failed = await store.fail(job.id, "w2", job.attempts, failure(), now=clock())
     # Then both reports are refused and nothing changed
     assert completed is False and failed is False
@@ -41,8 +41,8 @@ async def test_a_wrong_attempt_cannot_complete_or_fail(store: Store, clock: Cloc
     job = await _running(store, clock, "w1")
     # When w1 reports for attempts 0 and 2
     refused = [
-        await store.complete(job.id, "w1", 0, now=clock()),
-        await store.complete(job.id, "w1", 2, now=clock()),
+        await complete(store, job.id, "w1", 0, now=clock()),
+        await complete(store, job.id, "w1", 2, now=clock()),
         await store.fail(job.id, "w1", 2, failure(), now=clock()),
     ]
     # Then every report is refused and nothing changed
@@ -55,7 +55,7 @@ async def test_an_expired_lease_cannot_complete_or_fail(store: Store, clock: Clo
     job = await _running(store, clock, "w1", lease=10)
     clock.advance(11)
     # When w1 reports its outcome
-    completed = await store.complete(job.id, "w1", job.attempts, now=clock())
+    completed = await complete(store, job.id, "w1", job.attempts, now=clock())
     failed = await store.fail(job.id, "w1", job.attempts, failure(), now=clock())
     # Then both are refused and the task is left for recovery
     assert completed is False and failed is False
@@ -67,7 +67,7 @@ async def test_the_holder_can_report_until_its_lease_ends(store: Store, clock: C
     job = await _running(store, clock, "w1", lease=10)
     clock.advance(10)
     # When w1 completes it right at the end of the lease
-    accepted = await store.complete(job.id, "w1", job.attempts, now=clock())
+    accepted = await complete(store, job.id, "w1", job.attempts, now=clock())
     # Then the report is accepted
     assert accepted is True
     assert (await store.get(job.id)).state is JobState.SUCCEEDED
@@ -82,15 +82,15 @@ async def test_a_worker_whose_task_was_recovered_is_fenced_off(store: Store, clo
     assert taken.attempts == 2
     # When w1 finally reports, with its attempt and with w2's
     late = [
-        await store.complete(job.id, "w1", 1, now=clock()),
+        await complete(store, job.id, "w1", 1, now=clock()),
         await store.fail(job.id, "w1", 1, failure(), now=clock()),
-        await store.complete(job.id, "w1", 2, now=clock()),
+        await complete(store, job.id, "w1", 2, now=clock()),
     ]
     # Then it is refused and w2 still runs the task
     assert late == [False, False, False]
     await _assert_untouched(store, taken)
     # And w2's own report is accepted
-    assert await store.complete(job.id, "w2", 2, now=clock())
+    assert await complete(store, job.id, "w2", 2, now=clock())
 
 
 async def test_the_same_worker_cannot_report_an_older_attempt(store: Store, clock: Clock) -> None:
@@ -101,7 +101,7 @@ async def test_the_same_worker_cannot_report_an_older_attempt(store: Store, cloc
     again = await acquire_one(store, clock, "w1")
     assert again.attempts == 2
     # When the first run (attempt 1) reports late
-    stale = await store.complete(job.id, "w1", 1, now=clock())
+    stale = await complete(store, job.id, "w1", 1, now=clock())
     # Then it is refused: only attempt 2 may report
     assert stale is False
     await _assert_untouched(store, again)
@@ -135,7 +135,7 @@ async def test_a_renewed_lease_keeps_reports_valid(store: Store, clock: Clock) -
     assert await store.extend_leases("w1", [job.id], now=clock(), lease=10) == {job.id}
     # When the worker completes it 15 s after acquiring (past the original lease)
     clock.advance(7)
-    accepted = await store.complete(job.id, "w1", job.attempts, now=clock())
+    accepted = await complete(store, job.id, "w1", job.attempts, now=clock())
     # Then the report is accepted
     assert accepted is True
 
@@ -143,10 +143,10 @@ async def test_a_renewed_lease_keeps_reports_valid(store: Store, clock: Clock) -
 async def test_a_finished_task_is_no_longer_held(store: Store, clock: Clock) -> None:
     # Given a task w1 completed
     job = await _running(store, clock, "w1")
-    assert await store.complete(job.id, "w1", job.attempts, now=clock())
+    assert await complete(store, job.id, "w1", job.attempts, now=clock())
     # When w1 renews its lease or reports it again
     kept = await store.extend_leases("w1", [job.id], now=clock(), lease=LEASE)
-    twice = await store.complete(job.id, "w1", job.attempts, now=clock())
+    twice = await complete(store, job.id, "w1", job.attempts, now=clock())
     failed = await store.fail(job.id, "w1", job.attempts, failure(), now=clock())
     # Then nothing is held and nothing changes
     assert kept == set() and twice is False and failed is False
@@ -160,16 +160,16 @@ async def test_a_refused_complete_does_not_release_the_chain(store: Store, clock
     ids = await store.enqueue(new_chain(2), now=clock())
     head = await acquire_one(store, clock, "w1", lease=10)
     # When a stranger completes the head, and w1 completes it after its lease
-    assert await store.complete(head.id, "w2", head.attempts, now=clock()) is False
+    assert await complete(store, head.id, "w2", head.attempts, now=clock()) is False
     clock.advance(11)
-    assert await store.complete(head.id, "w1", head.attempts, now=clock()) is False
+    assert await complete(store, head.id, "w1", head.attempts, now=clock()) is False
     # Then the next task still waits and nothing can be acquired
     assert (await store.get(ids[1])).state is JobState.WAITING
     assert await store.acquire("w3", now=clock(), lease=LEASE, limit=10) == []
     # When the head is recovered, rerun and completed by its new holder
     assert await store.recover(now=clock()) == 1
     rerun = await acquire_one(store, clock, "w3")
-    assert await store.complete(head.id, "w3", rerun.attempts, now=clock())
+    assert await complete(store, head.id, "w3", rerun.attempts, now=clock())
     # Then, and only then, the next task is released
     assert (await store.get(ids[1])).state is JobState.QUEUED
 

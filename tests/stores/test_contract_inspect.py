@@ -12,7 +12,7 @@ from afterward.errors import StoreError, TaskNotFound
 from afterward.jobs import JobState
 from afterward.stores import JobFilter, Store, store_from_url
 
-from ._helpers import Clock, acquire_one, enqueue_one, failure, new_chain, new_job
+from ._helpers import Clock, acquire_one, complete, enqueue_one, failure, new_chain, new_job
 
 WAIT_BOUND = 10.0
 """A generous bound for "returned": only a hang fails, never a slow machine."""
@@ -160,7 +160,7 @@ async def test_purge_deletes_only_old_finished_tasks(store: Store, clock: Clock)
             return job_id
         await acquire_one(store, clock, ids=[job_id])
         if outcome == "succeeded":
-            assert await store.complete(job_id, "w1", 1, now=clock())
+            assert await complete(store, job_id, "w1", 1, now=clock())
         else:
             assert await store.fail(job_id, "w1", 1, failure(), now=clock())
         return job_id

@@ -8,7 +8,17 @@ from afterward.errors import InvalidTransition, TaskNotFound
 from afterward.jobs import JobState
 from afterward.stores import Store
 
-from ._helpers import LEASE, Clock, acquire_one, enqueue_one, failure, new_chain, new_job
+from ._helpers import (
+    LEASE,
+    Clock,
+    acquire_one,
+    complete,
+    complete_many,
+    enqueue_one,
+    failure,
+    new_chain,
+    new_job,
+)
 
 
 async def test_complete_succeeds_and_queues_the_next_task(store: Store, clock: Clock) -> None:
@@ -17,7 +27,7 @@ async def test_complete_succeeds_and_queues_the_next_task(store: Store, clock: C
     head = await acquire_one(store, clock)
     # When the head completes
     clock.advance(5)
-    assert await store.complete(head.id, "w1", 1, now=clock())
+    assert await complete(store, head.id, "w1", 1, now=clock())
     # Then it succeeded, its attempt is closed, and only the next task is queued
     done = await store.get(head.id)
     assert (done.state, done.finished_at, done.lease_owner) == (JobState.SUCCEEDED, clock(), None)
@@ -40,7 +50,7 @@ async def test_complete_many_completes_each_held_task_and_leaves_out_the_rest(
     wrong = next(j for j in mine if j.id != chain[0])
     reported = [(j.id, 2 if j is wrong else 1) for j in mine] + [(theirs.id, 1)]
     clock.advance(1)
-    done = await store.complete_many("w1", reported, now=clock())
+    done = await complete_many(store, "w1", reported, now=clock())
     # Then exactly w1's correctly reported tasks succeeded, and the chain moved on
     expected = {j.id for j in mine} - {wrong.id}
     assert done == expected
@@ -50,7 +60,7 @@ async def test_complete_many_completes_each_held_task_and_leaves_out_the_rest(
     assert (await store.get(theirs.id)).state is JobState.RUNNING
     assert (await store.get(chain[1])).state is JobState.QUEUED
     # And an empty report changes nothing
-    assert await store.complete_many("w1", [], now=clock()) == set()
+    assert await complete_many(store, "w1", [], now=clock()) == set()
 
 
 async def test_complete_and_acquire_reports_then_takes_in_one_call(
@@ -261,7 +271,7 @@ async def test_a_cancelled_next_task_stays_cancelled(store: Store, clock: Clock)
     await acquire_one(store, clock)
     assert await store.cancel(ids[1], now=clock()) == [ids[1]]
     # When the head completes, Then the cancelled task is not brought back
-    assert await store.complete(ids[0], "w1", 1, now=clock())
+    assert await complete(store, ids[0], "w1", 1, now=clock())
     assert (await store.get(ids[1])).state is JobState.CANCELLED
 
 
@@ -278,7 +288,7 @@ async def test_cancel_refuses_running_finished_and_unknown(store: Store, clock: 
     # Given a running task and a succeeded one
     running = await acquire_one(store, clock, ids=[await enqueue_one(store, clock)])
     done = await acquire_one(store, clock, ids=[await enqueue_one(store, clock)])
-    assert await store.complete(done.id, "w1", 1, now=clock())
+    assert await complete(store, done.id, "w1", 1, now=clock())
     # When they, and an unknown id, are cancelled, Then each is refused
     with pytest.raises(InvalidTransition):
         await store.cancel(running.id, now=clock())
@@ -310,7 +320,7 @@ async def test_retry_requeues_a_failed_task_and_its_chain(store: Store, clock: C
     # And it runs again, as attempt 3, releasing the chain when it succeeds
     again = await acquire_one(store, clock)
     assert (again.id, again.attempts) == (ids[0], 3)
-    assert await store.complete(ids[0], "w1", 3, now=clock())
+    assert await complete(store, ids[0], "w1", 3, now=clock())
     assert (await store.get(ids[1])).state is JobState.QUEUED
 
 
@@ -347,7 +357,7 @@ async def test_retry_after_the_predecessor_was_purged_queues_the_task(
     first, second = new_chain(2)
     await store.enqueue([first, second], now=clock())
     job = await acquire_one(store, clock, "w1")
-    assert await store.complete(job.id, "w1", 1, now=clock())
+    assert await complete(store, job.id, "w1", 1, now=clock())
     job = await acquire_one(store, clock, "w1")
     assert await store.fail(job.id, "w1", 1, failure(retry_at=None), now=clock())
     # And succeeded tasks were purged since

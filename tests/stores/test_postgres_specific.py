@@ -25,7 +25,7 @@ from afterward.stores._pg_support import QUERIES, Target
 from afterward.stores._sql import load_migrations, load_schema
 from afterward.stores.base import TransactionalStore
 
-from ._helpers import Clock, acquire_one, failure, new_chain, new_job
+from ._helpers import Clock, acquire_one, complete, failure, new_chain, new_job
 
 pytestmark = pytest.mark.postgres
 
@@ -306,32 +306,6 @@ async def test_open_and_close_are_idempotent(pg_url: str, clock: Clock) -> None:
     assert not _threads(_schema(pg_url))
 
 
-def test_the_store_serves_several_event_loops(pg_url: str) -> None:
-    # Given a store opened on one event loop
-    store = store_from_url(pg_url)
-    asyncio.run(store.open())
-    try:
-        # When threads, each with its own event loop, use it at once
-        errors: list[BaseException] = []
-
-        def enqueue() -> None:
-            try:
-                asyncio.run(store.enqueue([new_job()], now=time.time()))
-            except BaseException as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=enqueue) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(BOUND)
-        # Then every call worked, as seen from yet another loop
-        assert errors == []
-        assert asyncio.run(store.counts()) == {("default", JobState.QUEUED): 4}
-    finally:
-        asyncio.run(store.close())
-
-
 async def test_connections_the_server_closed_while_idle_are_replaced(
     pg: Store, pg_url: str, clock: Clock
 ) -> None:
@@ -394,7 +368,7 @@ async def test_complete_releases_a_next_task_retried_at_the_same_time(
         retrying.execute("SELECT 1 FROM afterward_jobs WHERE id = %s FOR UPDATE", [ids[0]])
         retrying.execute("UPDATE afterward_jobs SET state = 'waiting' WHERE id = %s", [ids[1]])
         # When the head completes meanwhile (and waits for the lock), then the retry commits
-        completing = asyncio.create_task(pg.complete(ids[0], "w1", 1, now=clock()))
+        completing = asyncio.create_task(complete(pg, ids[0], "w1", 1, now=clock()))
         await _until(lambda: _waiting_for_a_lock(_schema(pg_url)), "complete to wait")
         retrying.commit()
     # Then the completion saw the retried task and released it
@@ -445,7 +419,7 @@ async def test_wait_for_work_wakes_on_another_instances_chain_release_and_retry(
         head = await acquire_one(producer, clock, "p", ids=[ids[0]])
         await _settle(pg, clock, _schema(pg_url))
         # When the head completes, Then the idle worker wakes
-        await _wakes_on(pg, lambda: producer.complete(head.id, "p", 1, now=clock()))
+        await _wakes_on(pg, lambda: complete(producer, head.id, "p", 1, now=clock()))
         # And when the next task fails with a retry, it wakes again
         nxt = await acquire_one(producer, clock, "p", ids=[ids[1]])
         await pg.acquire("idle", now=clock(), lease=30, limit=1)
@@ -466,7 +440,7 @@ async def test_a_chain_reserved_for_a_web_process_wakes_no_other_worker(
         # When the web process stores a chain reserved for itself and runs its head
         ids = await web.enqueue(new_chain(2), now=clock(), reserve_for="web", lease=30)
         head = await acquire_one(web, clock, "web", ids=[ids[0]])
-        assert await web.complete(head.id, "web", 1, now=clock())
+        assert await complete(web, head.id, "web", 1, now=clock())
         # Then the idle worker's wait runs out its whole timeout: nothing it may take
         started = time.monotonic()
         await pg.wait_for_work(0.5)

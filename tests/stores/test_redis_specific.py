@@ -27,7 +27,7 @@ from afterward.jobs import JobState
 from afterward.stores import JobFilter, Store, _redis_connection, store_from_url
 from afterward.stores._redis_support import durability_warnings, parse_redis_url
 
-from ._helpers import LEASE, Clock, acquire_one, enqueue_one, failure, new_chain, new_job
+from ._helpers import LEASE, Clock, acquire_one, complete, enqueue_one, failure, new_chain, new_job
 
 pytestmark = pytest.mark.redis
 
@@ -136,8 +136,8 @@ async def test_commands_pack_alike_with_or_without_hiredis(
 
 
 def _connection_class(store: Store) -> Any:
-    """The class of the connections the calling loop's command pool makes."""
-    ((_, connection),) = store._loops.each()  # type: ignore[attr-defined]
+    """The class of the connections the store's command pool makes."""
+    connection = store._loops.current()  # type: ignore[attr-defined]
     return connection.client.connection_pool.connection_class
 
 
@@ -159,7 +159,7 @@ async def test_no_key_is_written_outside_the_prefix(tmp_path: Path, clock: Clock
         await enqueue_one(store, clock, unique_key="u")
         await enqueue_one(store, clock, run_at=clock() + 60)
         job = await acquire_one(store, clock, "w1", lease=10)
-        await store.complete(job.id, "w1", job.attempts, now=clock())
+        await complete(store, job.id, "w1", job.attempts, now=clock())
         job = await acquire_one(store, clock, "w2", lease=10)
         await store.fail(job.id, "w2", job.attempts, failure(), now=clock())
         await acquire_one(store, clock, "w3", lease=10)
@@ -253,7 +253,7 @@ async def test_scripts_survive_script_flush(rs: Store, clock: Clock) -> None:
     # Then the store sends them again and carries on
     job = await acquire_one(rs, clock)
     assert job.id == job_id
-    assert await rs.complete(job_id, "w1", job.attempts, now=clock())
+    assert await complete(rs, job_id, "w1", job.attempts, now=clock())
 
 
 async def test_combined_scripts_survive_script_flush(rs: Store, clock: Clock) -> None:

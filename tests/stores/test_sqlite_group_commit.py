@@ -15,7 +15,7 @@ from afterward.jobs import JobState
 from afterward.stores._sqlite_connection import SQLiteConnection, _Write
 from afterward.stores.sqlite import SQLiteStore
 
-from ._helpers import Clock, acquire_one, new_chain, new_job
+from ._helpers import Clock, acquire_one, complete, new_chain, new_job
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ async def test_commits_that_accept_or_finish_work_are_fsynced_and_takes_are_not(
     (job_id,) = await sqlite_store.enqueue([new_job()], now=clock())
     job = await acquire_one(sqlite_store, clock)
     await sqlite_store.extend_leases("w1", [job_id], now=clock(), lease=30)
-    assert await sqlite_store.complete(job_id, "w1", job.attempts, now=clock())
+    assert await complete(sqlite_store, job_id, "w1", job.attempts, now=clock())
     # Then the enqueue and the outcome were committed at FULL (fsynced), and taking the task
     # and renewing its lease at NORMAL: lost on a power loss, they only make it run again
     assert levels == ["FULL", "NORMAL", "NORMAL", "FULL"]

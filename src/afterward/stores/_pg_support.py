@@ -131,7 +131,7 @@ async def migrate(
 class Waker:
     """Hints that new work may be due, from this store's writes and other processes' NOTIFY.
 
-    Lives on one event loop (each loop using the store has its own). A dedicated
+    Lives on the store's event loop. A dedicated
     connection (not from the pool) LISTENs on the schema's channel; while it is down,
     waits simply run out their timeout (polling).
     """
@@ -178,7 +178,8 @@ class Waker:
         self._closed = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            if not task.cancelling():  # a loop shutting down has cancelled it already
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.wake()

@@ -1,8 +1,11 @@
 """One SQLite connection shared by a store: opening, migrating, transactions, threads.
 
 Statements run under a lock in a worker thread, so no event loop waits on disk and the
-connection can serve any loop. Writes are *group-committed*: the writes that arrive while
-one transaction is being committed wait, then share the next ``BEGIN IMMEDIATE``
+connection can serve any loop. The connection and its threads close when the loop that
+opened them shuts down (`afterward.loops`), and open again at the next call.
+
+Writes are *group-committed*: the writes that arrive while one transaction is being
+committed wait, then share the next ``BEGIN IMMEDIATE``
 transaction (each in its own savepoint, so one that raises leaves the others intact) and
 its one fsync. SQLite serializes those transactions across processes.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from ..errors import SchemaTooNew, StoreError
+from ..loops import at_shutdown
 from ._rows import UnreadableText
 from ._sql import load_migrations, load_schema
 
@@ -163,6 +167,9 @@ class SQLiteConnection:
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         """The one thread that commits; busy while `_committing`."""
         self._committing = False
+        self._wanted = False
+        """Between `open` and `close`: a call opens the connection again if it is shut."""
+        self._take_back: Callable[[], None] = lambda: None
 
     @property
     def is_open(self) -> bool:
@@ -171,6 +178,8 @@ class SQLiteConnection:
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with the connection in a worker thread; SQLite errors → StoreError."""
+        if self._conn is None and self._wanted:
+            await self.open()
         return await asyncio.to_thread(self._locked, fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
@@ -186,6 +195,8 @@ class SQLiteConnection:
         order), so it is only for changes whose loss repeats work but loses none: taking
         a task (it then runs again) and renewing a lease.
         """
+        if self._writer is None and self._wanted:
+            await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._writes_lock:
@@ -308,6 +319,9 @@ class SQLiteConnection:
         """
         if self._conn is None:
             await asyncio.to_thread(self._open, create)
+            self._take_back()
+            self._take_back = at_shutdown(self._shut, late=True)
+        self._wanted = True
 
     def _open(self, create: bool) -> None:
         with self._lock:
@@ -383,6 +397,11 @@ class SQLiteConnection:
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
+        self._wanted = False
+        self._take_back()
+        await self._shut()
+
+    async def _shut(self) -> None:
         with self._writes_lock:
             writer, self._writer = self._writer, None
         if writer is not None:

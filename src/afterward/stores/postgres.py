@@ -1,16 +1,14 @@
 """The PostgreSQL store: ``postgresql://user@host:5432/db?schema=name``, for many machines.
 
 Every table lives in one schema (``schema``, default ``afterward``, created if missing);
-the rest of the URL goes to psycopg. Each event loop that uses the store gets its own pool
-(`PerLoop`), and every call runs on its caller's loop. Each write is one transaction, most
+the rest of the URL goes to psycopg. The pool lives on the event loop that uses the store
+(`LoopBound`). Each write is one transaction, most
 of them one statement (see ``sql/postgres/queries.sql``). New work is announced with
 NOTIFY on the schema's channel and heard by a dedicated LISTEN connection (`Waker`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -23,7 +21,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import StoreError, TaskNotFound
 from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs
-from ._loop import NotOpen, PerLoop
 from ._pg_steps import (
     Conn,
     cancel_chain,
@@ -45,6 +42,7 @@ from ._pg_transaction import (
 from ._pg_vacuum import Vacuum
 from ._rows import attempt_from_row, readable_job, state_or_failed
 from .base import Counts, JobFilter
+from .binding import LoopBound, NotOpen
 
 __all__ = ["PostgresStore"]
 
@@ -60,7 +58,7 @@ _CLOSE_GRACE = 5.0
 
 @dataclass
 class _LoopConnections:
-    """One event loop's pool and wake-up listener."""
+    """The pool and the wake-up listener."""
 
     pool: Pool
     waker: Waker
@@ -69,7 +67,7 @@ class _LoopConnections:
 def _on_loop(
     method: Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[PostgresStore, P], Coroutine[Any, Any, T]]:
-    """Run the method with the calling loop's pool; psycopg's errors become `StoreError`."""
+    """Run the method with the pool open; psycopg's errors become `StoreError`."""
 
     @functools.wraps(method)
     async def on_loop(self: PostgresStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -77,16 +75,16 @@ def _on_loop(
             return await self._loops.run(functools.partial(method, self, *args, **kwargs))
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {self.url}: {exc}") from exc
-        except NotOpen:
-            raise StoreError(f"the PostgreSQL store {self.url} is not open") from None
+        except NotOpen as exc:
+            raise StoreError(str(exc)) from None
 
     return on_loop
 
 
 class PostgresStore:
     """Tasks in a PostgreSQL schema (see the module). Keeps, per event loop using it, a
-    pool of 1 to `max_connections` connections, plus one listening connection on loops
-    that wait for work."""
+    pool of 1 to `max_connections` connections, plus one listening connection once it
+    waits for work."""
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self._target = Target.from_url(url)
@@ -94,7 +92,7 @@ class PostgresStore:
         self.schema = self._target.schema
         """The schema holding the store's tables."""
         self._max_connections = max_connections
-        self._loops = PerLoop(
+        self._loops = LoopBound(
             f"the PostgreSQL store {self.url}",
             self._connect,
             self._disconnect,
@@ -185,7 +183,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Stop listening, let operations under way finish (a few seconds at most) and
-        close every loop's pool. Idempotent."""
+        close the pool. Idempotent."""
         self._vacuum.cancel()
         await self._loops.close()
 
@@ -392,18 +390,11 @@ class PostgresStore:
         return True
 
     def _woke(self, woken: bool) -> None:
-        """Hint every loop's waiters that work was made due (those not listening)."""
-        if not woken:
-            return
-        here = asyncio.get_running_loop()
-        for loop, conns in self._loops.each():
-            if conns.waker.listening:
-                continue  # its NOTIFY will come back
-            if loop is here:
-                conns.waker.wrote()
-            else:
-                with contextlib.suppress(RuntimeError):  # that loop is closed
-                    loop.call_soon_threadsafe(conns.waker.wrote)
+        """Hint this store's waiter that work was made due (unless its NOTIFY comes back)."""
+        if woken:
+            waker = self._live()[1]
+            if not waker.listening:
+                waker.wrote()
 
     @_on_loop
     async def release(self, worker: str, ids: Sequence[str], *, now: float) -> int:

@@ -29,9 +29,8 @@ tasks under someone's live reservation. A script that makes work due pushes one 
 newly due task onto ``P:wake``; `wait_for_work` BLPOPs it on a connection of its own, so a
 token pushed between an acquire and the wait is still there when the wait starts.
 
-redis-py's asyncio pools belong to one event loop and a store is shared by coroutines of
-several loops, so each loop using the store gets its own pools (`PerLoop`); every call runs
-on its caller's loop. Redis Cluster is not supported.
+redis-py's asyncio pools belong to one event loop: they live on the loop that uses the
+store (`LoopBound`). Redis Cluster is not supported.
 """
 
 from __future__ import annotations
@@ -56,7 +55,6 @@ from ..jobs import (
     check_transition,
     decide_lost,
 )
-from ._loop import NotOpen, PerLoop
 from ._redis_connection import check_server, close_pools, connect, interrupt
 from ._redis_support import (
     attempt_records,
@@ -70,6 +68,7 @@ from ._redis_support import (
 )
 from ._rows import CorruptRow, state_or_failed
 from .base import Counts, JobFilter
+from .binding import LoopBound, NotOpen
 
 __all__ = ["RedisStore"]
 
@@ -92,7 +91,7 @@ class RedisStore:
         self._target = parse_redis_url(url)
         self.url = self._target.display
         self.prefix = self._target.prefix
-        self._loops = PerLoop(
+        self._loops = LoopBound(
             f"the store {self.url}",
             functools.partial(connect, self._target),
             close_pools,
@@ -109,15 +108,15 @@ class RedisStore:
         return self._loops.current().client
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await `coro` with the calling loop's clients; redis-py errors become `StoreError`."""
+        """Await `coro` with the clients open; redis-py errors become `StoreError`."""
         try:
             return await self._loops.run(lambda: coro)
         except RedisError as exc:
             if not self._loops.is_open:
                 raise StoreError(f"the store {self.url} was closed during the call") from exc
             raise StoreError(f"Redis store {self.url}: {exc}") from exc
-        except NotOpen:
-            raise StoreError(f"the store {self.url} is not open") from None
+        except NotOpen as exc:
+            raise StoreError(str(exc)) from None
         finally:
             coro.close()  # if it never started (closed store): no "never awaited" warning
 
@@ -153,7 +152,7 @@ class RedisStore:
             raise StoreError(f"cannot open the Redis store {self.url}: {exc}") from exc
 
     async def close(self) -> None:
-        """Close every loop's connections, interrupting any wait (idempotent)."""
+        """Close the connections, interrupting any wait (idempotent)."""
         await self._loops.close()
 
     async def now(self) -> float:

@@ -152,7 +152,8 @@ class WorkerLoop:
             self._settings.grace_period,
         )
         _, pending = await asyncio.wait(set(active), timeout=self._settings.grace_period)
-        unfinished = [active[t] for t in pending]
+        # Cancelled ones too: a loop shutting down cancels every task on it at once.
+        unfinished = [job_id for t, job_id in active.items() if t in pending or t.cancelled()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)

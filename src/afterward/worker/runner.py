@@ -2,7 +2,7 @@
 
 One `Runner` per process and store. `run_job()` runs one acquired task and records its
 outcome; `run()` is the worker loop (`afterward.worker.loop`); `run_chain()` runs a
-request's reserved chain right after its response (embedded mode); `maintain()` renews
+request's reserved chain right after its response (in-app mode); `maintain()` renews
 leases and takes back work from dead or expired holders.
 
 A plain (`def`) task that overruns its time limit is failed at the limit, but Python
@@ -10,7 +10,7 @@ cannot stop its thread, which stays lost to the pool. A runner made with
 ``retire_when_stuck=True`` (a worker process) then retires: it stops taking work, lets its
 other tasks finish, hands back the rest and returns from `run()` with `retired` set, so
 that its process exits and is replaced by a fresh one. Otherwise (the web process's
-embedded worker) it only logs the lost thread loudly.
+in-app runner) it only logs the lost thread loudly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import itertools
 import logging
 import random
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -84,12 +83,11 @@ class Runner:
         """Set when a stuck thread makes this runner retire (see `retired`)."""
         self.retired: str | None = None
         """Why `run()` stopped on its own (a task thread is stuck), or None."""
+        self.executor = executor
+        """Calls the task functions (plain ones in its threads)."""
         self._registry = registry
-        self._executor = executor
         self._rng = rng
-        self._batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches]
-        self._batches = weakref.WeakKeyDictionary()
-        """Per event loop (a web process's runner serves two), the batched store calls."""
+        self._batches = _Batches(self)
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._unclaimed: dict[str, float] = {}
@@ -141,7 +139,7 @@ class Runner:
             return await self._refuse(job, exc)
         started = time.perf_counter()
         try:
-            await self._executor.call(func, args, kwargs, policy.time_limit)
+            await self.executor.call(func, args, kwargs, policy.time_limit)
         except Exception as exc:
             ran()
             failed(exc)
@@ -165,7 +163,7 @@ class Runner:
                 job,
             )
             plain = not is_async_callable(func)
-            if isinstance(exc, TimeLimitExceeded) and plain and self._executor.stuck:
+            if isinstance(exc, TimeLimitExceeded) and plain and self.executor.stuck:
                 self._thread_stuck(job, policy.time_limit)
             return False
         ran()
@@ -177,7 +175,7 @@ class Runner:
         )
         if succeed is not None:
             return await self._report(lambda: succeed(job), job)
-        completions = self._batches_here().completions
+        completions = self._batches.completions
         return await self._report(lambda: completions.call((job.id, job.attempts)), job)
 
     def _call_of(
@@ -192,13 +190,6 @@ class Runner:
         if func is stand_in:
             func = stand_in_for(job.attempts)
         return func, args, kwargs
-
-    def _batches_here(self) -> _Batches:
-        loop = asyncio.get_running_loop()
-        found = self._batches.get(loop)
-        if found is None:
-            found = self._batches.setdefault(loop, _Batches(self))
-        return found
 
     async def _complete_many(self, attempts: list[tuple[str, int]]) -> list[bool]:
         done = await self.store.complete_many(self.worker_id, attempts, now=self.clock())
@@ -241,7 +232,7 @@ class Runner:
         """A plain function overran its time limit and still holds its thread: retire
         (see `run`), or, when this runner may not, say loudly that a thread is lost."""
         threads = self.settings.concurrency
-        stuck = self._executor.stuck
+        stuck = self.executor.stuck
         if not self._retire_when_stuck:
             log.error(
                 "task %s (%s) overran its time limit of %ss; Python cannot stop the plain "
@@ -333,7 +324,7 @@ class Runner:
             self._unclaimed.pop(job_id, None)
         errors: list[BaseException] = []
         done = 0
-        steps = self._batches_here().chain_steps
+        steps = self._batches.chain_steps
         following = dict(itertools.pairwise(ids))
         taken: dict[str, Job | None] = {}
 
@@ -475,7 +466,7 @@ _Step = tuple[tuple[str, int] | None, str | None]
 
 
 class _Batches:
-    """One event loop's batched store calls: outcomes, and the steps of reserved chains."""
+    """The batched store calls: outcomes, and the steps of reserved chains."""
 
     def __init__(self, runner: Runner) -> None:
         self.completions: Coalescer[tuple[str, int], bool] = Coalescer(runner._complete_many)
