@@ -117,20 +117,6 @@ class Store(Protocol):
         """
         ...
 
-    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        """Mark the task `succeeded` and release the next task of its chain (fenced)."""
-        ...
-
-    async def complete_many(
-        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
-    ) -> set[str]:
-        """`complete` for many tasks of `worker` (id, attempt number) in one transaction.
-
-        Each task is fenced on its own: returns the ids completed, and one whose lease was
-        lost is simply left out (the others still complete).
-        """
-        ...
-
     async def complete_and_acquire(
         self,
         worker: str,
@@ -142,13 +128,16 @@ class Store(Protocol):
         queues: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
     ) -> tuple[set[str], list[Job]]:
-        """`complete_many`, then `acquire`, in one write (and one round trip where the
-        store allows): a worker reports what just ran and takes what runs next together.
+        """Complete `attempts` of `worker`, then `acquire`, in one write (and one round
+        trip where the store allows): a worker reports what just ran and takes what runs
+        next together; with ``limit=0`` it only reports.
 
-        The two parts behave exactly as the two calls would, in that order: a completion
-        refused by its fence does not stop the acquire, and the acquire sees the chain
-        tasks the completions released (so `ids` can name the next task of a chain whose
-        current task completes here). Returns the ids completed and the tasks acquired.
+        Completing marks each task (id, attempt number) `succeeded` and releases the next
+        task of its chain. Each is fenced on its own: one whose lease was lost is left out
+        of the ids returned, and neither stops the others nor the acquire. The acquire
+        behaves exactly as `acquire` would after the completions: it sees the chain tasks
+        they released (so `ids` can name the next task of a chain whose current task
+        completes here). Returns the ids completed and the tasks acquired.
         """
         ...
 

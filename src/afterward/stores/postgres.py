@@ -280,9 +280,11 @@ class PostgresStore:
         queues: Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
     ) -> tuple[set[str], list[Job]]:
-        """The `complete` and acquire statements in one transaction, sent in one round
+        """The completion and acquire statements in one transaction, sent in one round
         trip (pipeline mode): one commit, and the acquire sees what the completions
         released."""
+        if limit <= 0:
+            return await self._complete(worker, attempts, now), []
         query, params = self._taking(worker, now, lease, limit, queues, ids)
         params["relaxed"] = not attempts  # the completions' commit must reach the disk
         async with self._connection() as conn:
@@ -347,13 +349,8 @@ class PostgresStore:
         params = {"worker": worker, "ids": list(ids), "now": now, "expires": now + lease}
         return {r["id"] for r in await self._all("extend_leases", params)}
 
-    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        """`complete_many` of one task."""
-        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
-
-    @_on_loop
-    async def complete_many(
-        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
+    async def _complete(
+        self, worker: str, attempts: Sequence[tuple[str, int]], now: float
     ) -> set[str]:
         """One statement: succeed, close the attempts, release the next tasks."""
         if not attempts:

@@ -315,21 +315,6 @@ class RedisStore:
         args = [stamp(now), worker, stamp(now + lease), *ids]
         return {str(i) for i in await self._call(self._script("extend_leases", *args))}
 
-    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        """Mark the task succeeded and release the next of its chain (fenced)."""
-        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
-
-    async def complete_many(
-        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
-    ) -> set[str]:
-        """`complete` for many tasks in one script run; returns the ids completed."""
-        if not attempts:
-            return set()
-        done = await self._call(
-            self._script("complete", *self._complete_args(worker, attempts, now))
-        )
-        return {str(i) for i in done}
-
     @staticmethod
     def _complete_args(
         worker: str, attempts: Sequence[tuple[str, int]], now: float

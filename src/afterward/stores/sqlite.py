@@ -154,6 +154,8 @@ class SQLiteStore:
     ) -> tuple[set[str], list[Job]]:
         """One write: the completions, then the acquire (which sees what they released)."""
         complete = self._completing(worker, attempts, now)
+        if limit <= 0:
+            return (await self._db.write(complete) if attempts else set()), []
         for careful in (False, True):
             take = self._taking(worker, now, lease, limit, queues, ids, careful=careful)
 
@@ -229,15 +231,6 @@ class SQLiteStore:
             return {r["id"] for r in conn.execute(_QUERIES["extend_leases"], params)}
 
         return await self._db.write(write, durable=False)
-
-    async def complete(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
-        return job_id in await self.complete_many(worker, [(job_id, attempt)], now=now)
-
-    async def complete_many(
-        self, worker: str, attempts: Sequence[tuple[str, int]], *, now: float
-    ) -> set[str]:
-        complete = self._completing(worker, attempts, now)
-        return await self._db.write(complete) if attempts else set()
 
     @staticmethod
     def _completing(

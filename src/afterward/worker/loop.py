@@ -38,7 +38,7 @@ class WorkerLoop:
         self._settings = runner.settings
         self._clock = runner.clock
         self._health = runner.health
-        self._held = runner.held
+        self._leases = runner.leases
         self._retiring = runner.retiring
         self._suspects: set[asyncio.Task[bool]] = set()
         """Running tasks whose previous attempt was lost with its worker (see `_take`)."""
@@ -60,7 +60,7 @@ class WorkerLoop:
                 if self._start_ready(slots):
                     await asyncio.sleep(0)  # they begin before the next store call's work
                 if stalled := slots.stalled():
-                    held = [job.id for job in stalled if job.id in self._held]
+                    held = [job.id for job in stalled if self._leases.holds(job.id)]
                     await self._hand_back(
                         held, "taken ahead (the running ones are long)", level=logging.INFO
                     )
@@ -72,7 +72,7 @@ class WorkerLoop:
                     continue
                 jobs, handed_back = await self._take(wanted, slots.ready)
                 for job in jobs:
-                    self._held[job.id] = job.attempts  # renewed while it waits its turn
+                    self._leases.hold(job.id, job.attempts)  # renewed while it waits its turn
                 slots.queue(jobs)
                 if (jobs and not handed_back) or slots.startable():
                     continue
@@ -98,7 +98,7 @@ class WorkerLoop:
         started = 0
         while slots.startable():
             job = slots.ready.popleft()
-            if job.id not in self._held:  # its lease was lost while it waited
+            if not self._leases.holds(job.id):  # its lease was lost while it waited
                 continue
             task = slots.start(job, self._runner.run_job)
             started += 1
@@ -140,7 +140,7 @@ class WorkerLoop:
     async def _wind_down(self, slots: Slots) -> None:
         """Hand back the tasks taken ahead at once; give the running ones the grace
         period, then cancel and hand back the rest."""
-        waiting = [job.id for job in slots.ready if job.id in self._held]
+        waiting = [job.id for job in slots.ready if self._leases.holds(job.id)]
         slots.ready.clear()
         await self._hand_back(waiting, "taken ahead and not started")
         active = slots.active
@@ -175,8 +175,7 @@ class WorkerLoop:
         else:
             log.log(level, "handed back %d %s task(s) without spending an attempt", handed, which)
         finally:
-            for job_id in ids:
-                self._held.pop(job_id, None)
+            self._leases.drop(ids)
 
 
 def _suspect(job: Job) -> bool:

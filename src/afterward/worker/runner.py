@@ -40,6 +40,7 @@ from .coalesce import Coalescer
 from .executor import Executor, is_async_callable
 from .health import StoreHealth
 from .identity import dead_local_workers
+from .leases import Leases
 from .loop import WorkerLoop, first
 
 __all__ = ["Runner"]
@@ -77,8 +78,8 @@ class Runner:
         """Now, in the store's time."""
         self.health = StoreHealth()
         """Whether the store answers, for logging an outage once."""
-        self.held: dict[str, int] = {}
-        """Task id → attempt held (0: reserved, not started). Renewed by `maintain()`."""
+        self.leases = Leases()
+        """What this runner holds; renewed by `maintain()`."""
         self.retiring = asyncio.Event()
         """Set when a stuck thread makes this runner retire (see `retired`)."""
         self.retired: str | None = None
@@ -109,7 +110,7 @@ class Runner:
         `succeed` writes a success (default: with the other successes of this loop);
         `given` is the in-memory call a stand-in row holds the place of; `failed` is told
         the error of a failed attempt."""
-        self.held[job.id] = job.attempts
+        self.leases.hold(job.id, job.attempts)
         try:
             return await self._run_job(job, ran, succeed, given, failed)
         except Exception:  # e.g. out of memory while recording: never leave it unnoticed
@@ -120,7 +121,7 @@ class Runner:
             )
             return False
         finally:
-            self.held.pop(job.id, None)
+            self.leases.drop([job.id])
 
     async def _run_job(
         self,
@@ -192,7 +193,9 @@ class Runner:
         return func, args, kwargs
 
     async def _complete_many(self, attempts: list[tuple[str, int]]) -> list[bool]:
-        done = await self.store.complete_many(self.worker_id, attempts, now=self.clock())
+        done, _ = await self.store.complete_and_acquire(
+            self.worker_id, attempts, now=self.clock(), lease=self.settings.lease, limit=0
+        )
         return [job_id in done for job_id, _ in attempts]
 
     async def _chain_steps(self, steps: list[_Step]) -> list[tuple[bool, Job | None]]:
@@ -271,9 +274,9 @@ class Runner:
                 self._reporting.add(job.id)
                 try:
                     accepted = await write()
-                    # Stop renewing before the renewal loop (maybe on another thread) can
-                    # see the lease gone and take this task's own outcome for a loss.
-                    self.held.pop(job.id, None)
+                    # Stop renewing before the renewal can see the lease gone and take
+                    # this task's own outcome for a loss.
+                    self.leases.drop([job.id])
                 finally:
                     self._reporting.discard(job.id)
                 self.health.answered()
@@ -308,7 +311,7 @@ class Runner:
         until `run_chain` claims them (or, if it never does, for one lease)."""
         reserved_at = time.monotonic()
         for job_id in ids:
-            self.held.setdefault(job_id, 0)
+            self.leases.reserve(job_id)
             self._unclaimed[job_id] = reserved_at
 
     async def run_chain(
@@ -347,8 +350,7 @@ class Runner:
         except AfterwardError:
             log.exception("running the request's tasks %s failed; a worker will take them", ids)
         finally:
-            for job_id in ids:
-                self.held.pop(job_id, None)
+            self.leases.drop(ids)
         return errors[-1] if errors else None
 
     @contextlib.asynccontextmanager
@@ -426,15 +428,14 @@ class Runner:
         any worker runs it.
         """
         await self._release_unclaimed()
-        held = list(self.held)
+        held = self.leases.ids()
         if not held:
             return
         kept = await self.store.extend_leases(
             self.worker_id, held, now=self.clock(), lease=self.settings.lease
         )
-        for job_id in set(held) - kept - self._reporting:
-            if self.held.pop(job_id, None):
-                log.warning("task %s: lease lost; another worker may run it", job_id)
+        for job_id in self.leases.drop(set(held) - kept - self._reporting):
+            log.warning("task %s: lease lost; another worker may run it", job_id)
 
     async def _release_unclaimed(self) -> None:
         cutoff = time.monotonic() - self.settings.lease
@@ -444,7 +445,7 @@ class Runner:
         await self.store.release(self.worker_id, stale, now=self.clock())
         for job_id in stale:
             self._unclaimed.pop(job_id, None)
-            self.held.pop(job_id, None)
+        self.leases.drop(stale)
         log.warning(
             "%d reserved task(s) were never started by their request (was its response "
             "cut short?); handed to the queue: %s",
