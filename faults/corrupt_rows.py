@@ -144,7 +144,7 @@ async def _enqueue(url: str, queue: str) -> str:
 
 
 def _corrupt_sqlite(url: str, job_id: str, case: str) -> None:
-    from afterward.stores._sqlite_connection import path_from_url
+    from afterward.stores.sqlite.connection import path_from_url
 
     assignment, value = _SQL_CHANGES[case]
     conn = sqlite3.connect(path_from_url(url), timeout=30, isolation_level=None)
@@ -158,7 +158,7 @@ async def _corrupt_postgres(url: str, job_id: str, case: str) -> None:
     import psycopg
     from psycopg import sql
 
-    from afterward.stores._pg_support import Target
+    from afterward.stores.postgres.target import Target
 
     target = Target.from_url(url)
     async with await psycopg.AsyncConnection.connect(target.conninfo, autocommit=True) as conn:
@@ -171,7 +171,7 @@ async def _corrupt_postgres(url: str, job_id: str, case: str) -> None:
 async def _corrupt_redis(url: str, job_id: str, case: str, queue: str) -> None:
     from redis.asyncio import Redis
 
-    from afterward.stores._redis_support import parse_redis_url
+    from afterward.stores.redis.target import parse_redis_url
 
     target = parse_redis_url(url)
     prefix = target.prefix

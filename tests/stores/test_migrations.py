@@ -11,7 +11,7 @@ import pytest
 
 from afterward import SchemaTooNew
 from afterward.stores import store_from_url
-from afterward.stores._sql import load_migrations, load_schema
+from afterward.stores.sql_files import load_migrations, load_schema
 
 
 def _objects(conn: sqlite3.Connection) -> dict[str, str]:
@@ -22,9 +22,9 @@ def _objects(conn: sqlite3.Connection) -> dict[str, str]:
 def test_fresh_schema_equals_all_migrations_applied(tmp_path: Path) -> None:
     # Given one database from schema.sql and one from every migration in order
     fresh = sqlite3.connect(tmp_path / "fresh.db")
-    fresh.executescript(load_schema("sqlite"))
+    fresh.executescript(load_schema("afterward.stores.sqlite"))
     migrated = sqlite3.connect(tmp_path / "migrated.db")
-    for migration in load_migrations("sqlite"):
+    for migration in load_migrations("afterward.stores.sqlite"):
         migrated.executescript(migration.sql)
     # Then they hold the same tables and indexes, defined the same way
     assert _objects(fresh) == _objects(migrated)
@@ -50,7 +50,7 @@ async def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
         await store.close()
     # Then the version is the latest migration's
     version = sqlite3.connect(tmp_path / "again.db").execute("PRAGMA user_version").fetchone()
-    assert version[0] == load_migrations("sqlite")[-1].version
+    assert version[0] == load_migrations("afterward.stores.sqlite")[-1].version
 
 
 def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
@@ -67,6 +67,7 @@ def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -
     assert [p.wait(60) for p in procs] == [0] * 8
     conn = sqlite3.connect(tmp_path / "race.db")
     assert (
-        conn.execute("PRAGMA user_version").fetchone()[0] == load_migrations("sqlite")[-1].version
+        conn.execute("PRAGMA user_version").fetchone()[0]
+        == load_migrations("afterward.stores.sqlite")[-1].version
     )
     assert conn.execute("SELECT count(*) FROM afterward_jobs").fetchone()[0] == 0

@@ -21,9 +21,10 @@ from servers import POSTGRES_URL, drop_store_data, postgres_url
 from afterward.errors import SchemaTooNew, StoreError
 from afterward.jobs import JobState
 from afterward.stores import Store, store_from_url
-from afterward.stores._pg_support import QUERIES, Target
-from afterward.stores._sql import load_migrations, load_schema
 from afterward.stores.base import TransactionalStore
+from afterward.stores.postgres.queries import QUERIES
+from afterward.stores.postgres.target import Target
+from afterward.stores.sql_files import load_migrations, load_schema
 
 from ._helpers import Clock, acquire_one, complete, failure, new_chain, new_job
 
@@ -183,8 +184,8 @@ def test_fresh_schema_equals_all_migrations_applied() -> None:
     # Given one schema made from schema.sql and one from every migration in order
     fresh, migrated = (f"aw_test_{uuid.uuid4().hex[:10]}" for _ in range(2))
     scripts = {
-        fresh: [load_schema("postgres")],
-        migrated: [m.sql for m in load_migrations("postgres")],
+        fresh: [load_schema("afterward.stores.postgres")],
+        migrated: [m.sql for m in load_migrations("afterward.stores.postgres")],
     }
     try:
         with _raw() as conn:
@@ -235,7 +236,7 @@ async def test_reopening_keeps_data_and_version(pg_url: str, clock: Clock) -> No
         assert (await store.get(job_id)).state is JobState.QUEUED
     finally:
         await store.close()
-    assert _versions(pg_url) == [load_migrations("postgres")[-1].version]
+    assert _versions(pg_url) == [load_migrations("afterward.stores.postgres")[-1].version]
 
 
 def test_many_processes_opening_a_new_schema_at_once_all_succeed(pg_url: str) -> None:
@@ -252,7 +253,7 @@ def test_many_processes_opening_a_new_schema_at_once_all_succeed(pg_url: str) ->
     procs = [subprocess.Popen([sys.executable, "-c", code, pg_url]) for _ in range(8)]
     # Then every one succeeds and the schema was created exactly once
     assert [p.wait(60) for p in procs] == [0] * 8
-    assert _versions(pg_url) == [load_migrations("postgres")[-1].version]
+    assert _versions(pg_url) == [load_migrations("afterward.stores.postgres")[-1].version]
 
 
 # -- errors and connections ----------------------------------------------------------------

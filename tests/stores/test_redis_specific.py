@@ -24,8 +24,9 @@ from servers import REDIS_URL, drop_store_data, redis_url, require_server
 
 from afterward.errors import SchemaTooNew, StoreError, TaskNotFound
 from afterward.jobs import JobState
-from afterward.stores import JobFilter, Store, _redis_connection, store_from_url
-from afterward.stores._redis_support import durability_warnings, parse_redis_url
+from afterward.stores import JobFilter, Store, store_from_url
+from afterward.stores.redis import connection as redis_connection
+from afterward.stores.redis.target import durability_warnings, parse_redis_url
 
 from ._helpers import LEASE, Clock, acquire_one, complete, enqueue_one, failure, new_chain, new_job
 
@@ -120,7 +121,7 @@ async def test_commands_pack_alike_with_or_without_hiredis(
     url: str, clock: Clock, hiredis: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a store whose connections pack commands with hiredis's packer, or redis-py's
-    monkeypatch.setattr(_redis_connection, "_HIREDIS", hiredis)
+    monkeypatch.setattr(redis_connection, "_HIREDIS", hiredis)
     store = store_from_url(url)
     await store.open()
     try:

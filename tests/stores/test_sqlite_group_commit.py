@@ -12,8 +12,8 @@ import pytest
 
 from afterward.errors import InvalidTransition, StoreError
 from afterward.jobs import JobState
-from afterward.stores._sqlite_connection import SQLiteConnection, _Write
 from afterward.stores.sqlite import SQLiteStore
+from afterward.stores.sqlite.connection import SQLiteConnection, _Write
 
 from ._helpers import Clock, acquire_one, complete, new_chain, new_job
 

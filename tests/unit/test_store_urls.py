@@ -7,8 +7,8 @@ import pytest
 
 from afterward.errors import AfterwardError, ConfigurationError
 from afterward.stores import store_from_url
-from afterward.stores._redis_support import parse_redis_url
-from afterward.stores._sqlite_connection import path_from_url
+from afterward.stores.redis.target import parse_redis_url
+from afterward.stores.sqlite.connection import path_from_url
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
-from ..errors import SchemaTooNew, StoreError
+from ...errors import SchemaTooNew, StoreError
 
 try:
     import hiredis
@@ -23,7 +23,8 @@ try:
     _HIREDIS = True
 except ImportError:  # redis-py installed without its hiredis extra: its own packer
     _HIREDIS = False
-from ._redis_support import SCRIPT_NAMES, RedisTarget, durability_warnings, load_script
+from .scripts import SCRIPT_NAMES, load_script
+from .target import RedisTarget, durability_warnings
 
 __all__ = ["SCHEMA_VERSION", "Connection", "check_server", "close_pools", "connect", "interrupt"]
 
@@ -67,7 +68,7 @@ class _HiredisPacking:
 class _LenientReplies(Encoder):
     """Replies decoded with ``surrogateescape`` (the pool's `encoding_errors`), commands
     encoded strictly. A value stored by hand that is not UTF-8 then reads as text with
-    surrogates for its bad bytes (`_redis_support` reads such a job as corrupt) instead of
+    surrogates for its bad bytes (`hashes` reads such a job as corrupt) instead of
     failing the whole reply: an acquire's, which has already taken its tasks, or a
     listing's. Commands stay strict, so that text with surrogates is refused, as the
     other stores refuse it, rather than stored as bytes that are not UTF-8."""

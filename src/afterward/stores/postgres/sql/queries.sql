@@ -1,4 +1,4 @@
--- Named PostgreSQL queries, loaded by afterward.stores._sql. Each block starts with
+-- Named PostgreSQL queries, loaded by afterward.stores.sql_files. Each block starts with
 -- "-- name: <name>" and a line describing it. Parameters are psycopg's %(name)s; lists are
 -- arrays. Connections run with search_path set to the store's schema, so names are
 -- unqualified. {schema} and {channel} are identifiers composed with psycopg.sql.
@@ -154,7 +154,7 @@ WHERE unique_key = ANY(%(keys)s::text[])
 -- name: acquire_due
 -- Take up to %(limit)s due tasks, highest priority and oldest first, and open their attempts.
 -- Options come back as text: the tasks of a batch share them, and Python parses each
--- distinct text once (`_rows.job_from_row`).
+-- distinct text once (`rows.job_from_row`).
 -- SKIP LOCKED: concurrent workers pass over rows another worker is taking.
 -- %(relaxed)s: commit without waiting for the WAL flush (the statement is its own
 -- transaction). A take lost in a server crash is undone and the task is due again; the

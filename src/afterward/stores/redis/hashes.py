@@ -1,18 +1,15 @@
-"""Pure helpers of the Redis store: its URL, its Lua scripts, and the mapping between
-Python values and the strings kept in Redis. No I/O here (see `afterward.stores.redis`)."""
+"""A task as a Redis hash: the mapping between Python values and the strings kept in
+Redis, for the Redis store. No I/O here (see `afterward.stores.redis.store`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigurationError
-from ..jobs import Attempt, Job, NewJob
-from ._rows import (
+from ...jobs import Attempt, Job, NewJob
+from ..base import JobFilter
+from ..rows import (
     CorruptRow,
     UnreadableText,
     attempt_from_row,
@@ -20,43 +17,17 @@ from ._rows import (
     options_texts,
     readable_job,
 )
-from .base import JobFilter
 
 __all__ = [
-    "SCRIPT_NAMES",
-    "RedisTarget",
     "attempt_records",
-    "durability_warnings",
     "encode_jobs",
     "job_from_hash",
-    "load_script",
     "matches",
-    "parse_redis_url",
     "readable_hash",
     "split_hashes",
     "spoil_args",
     "stamp",
 ]
-
-DEFAULT_PREFIX = "afterward"
-
-SCRIPT_NAMES = (
-    "enqueue",
-    "acquire",
-    "extend_leases",
-    "complete",
-    "fail",
-    "release",
-    "lost",
-    "lease_holders",
-    "cancel",
-    "retry",
-    "purge",
-    "spoil",
-)
-"""One Lua script per multi-step operation, in ``lua/<name>.lua``."""
-
-_SCHEMES = {"redis": "redis", "rediss": "rediss", "valkey": "redis", "valkeys": "rediss"}
 
 _INT_FIELDS = ("priority", "attempts", "max_attempts")
 _FLOAT_FIELDS = ("run_at", "lease_expires_at", "created_at", "finished_at")
@@ -78,53 +49,7 @@ _JOB_FIELDS = (*_TEXT_FIELDS, *_INT_FIELDS, *_FLOAT_FIELDS)
 
 Hash = Mapping[str, str]
 """A job hash as read: field → value (text that is not UTF-8 has surrogates for the bytes
-that are not, see `afterward.stores._redis_connection`)."""
-
-
-@dataclass(frozen=True)
-class RedisTarget:
-    """Where a store URL points: what redis-py connects to, and our key prefix."""
-
-    client_url: str
-    """The URL for redis-py: valkey:// mapped to redis://, without our `prefix` option."""
-    prefix: str
-    """Every key of the store starts with ``prefix + ":"``."""
-    display: str
-    """The URL as given, with any password removed, for messages."""
-
-
-def parse_redis_url(url: str) -> RedisTarget:
-    """Split ``redis://host:port/db?prefix=NAME`` (or rediss://, valkey://, valkeys://).
-
-    :raises ConfigurationError: not a Redis URL, or an empty prefix.
-    """
-    from .urls import redact_url
-
-    parts = urlsplit(url)
-    scheme = _SCHEMES.get(parts.scheme.lower())
-    if scheme is None:
-        shown = redact_url(url)
-        raise ConfigurationError(f"not a Redis URL: {shown!r} (expected redis://host:6379/0)")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for name, value in query if name == "prefix"]
-    prefix = prefixes[-1] if prefixes else DEFAULT_PREFIX
-    if not prefix:
-        shown = redact_url(url)
-        raise ConfigurationError(f"the prefix of the Redis store URL {shown!r} is empty")
-    rest = urlencode([(name, value) for name, value in query if name != "prefix"])
-    client_url = urlunsplit((scheme, parts.netloc, parts.path, rest, ""))
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    shown = "&".join(p for p in parts.query.split("&") if p.partition("=")[0] != "password")
-    display = urlunsplit((parts.scheme, netloc, parts.path, shown, ""))
-    return RedisTarget(client_url=client_url, prefix=prefix, display=display)
-
-
-def load_script(name: str) -> str:
-    """The text of ``lua/<name>.lua``, preceded by the shared helpers of ``lua/_lib.lua``."""
-    folder = resources.files("afterward.stores").joinpath("lua")
-    lib = folder.joinpath("_lib.lua").read_text(encoding="utf-8")
-    return lib + "\n" + folder.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+that are not, see `afterward.stores.redis.connection`)."""
 
 
 def stamp(seconds: float) -> str:
@@ -177,7 +102,7 @@ def split_hashes(
     rows: Iterable[Hash | Sequence[str]],
 ) -> tuple[list[Job], list[tuple[Hash, CorruptRow]]]:
     """The hashes that read as tasks, as `Job`s in order, and each that does not with its
-    error (see `_rows.split_rows`)."""
+    error (see `rows.split_rows`)."""
     jobs: list[Job] = []
     corrupt: list[tuple[Hash, CorruptRow]] = []
     for stored in rows:
@@ -210,7 +135,7 @@ def _fields(stored: Hash | Sequence[str]) -> Hash:
 
 
 def _row(fields: Hash) -> dict[str, Any]:
-    """A job hash as a row for `_rows`: numbers converted, text that is not UTF-8 as
+    """A job hash as a row for `rows`: numbers converted, text that is not UTF-8 as
     `UnreadableText`. A value that does not convert is left as it is, for `job_from_row`
     to name."""
     row: dict[str, Any] = {name: fields.get(name) for name in _JOB_FIELDS}
@@ -279,37 +204,3 @@ def matches(stored: Mapping[str, str], where: JobFilter, states: set[str] | None
         and (where.function is None or where.function in stored.get("function", ""))
         and (where.chain_id is None or stored.get("chain_id") == where.chain_id)
     )
-
-
-_LOSS = (
-    "an acknowledged task may be lost on a Redis crash: with appendfsync everysec up to "
-    "~1 s of writes; with AOF off, everything since the last snapshot"
-)
-
-
-def durability_warnings(url: str, config: Mapping[str, str] | None) -> list[str]:
-    """What to warn about a server with `config` (CONFIG GET answers; None if refused)."""
-    if config is None:
-        return [
-            f"Redis store {url}: could not check the server's durability settings (CONFIG "
-            "GET was refused). Make sure maxmemory-policy is noeviction (else Redis may evict "
-            f"tasks), and appendonly yes with appendfsync always, or {_LOSS}"
-        ]
-    warnings = []
-    policy = config.get("maxmemory-policy", "")
-    if policy != "noeviction":
-        warnings.append(
-            f"Redis store {url}: maxmemory-policy is {policy!r}, not 'noeviction': under "
-            "memory pressure Redis may evict tasks silently. Set maxmemory-policy noeviction"
-        )
-    if config.get("appendonly", "") != "yes":
-        warnings.append(
-            f"Redis store {url}: AOF is off (appendonly no): {_LOSS}. "
-            "Set appendonly yes and appendfsync always"
-        )
-    elif (fsync := config.get("appendfsync", "")) != "always":
-        warnings.append(
-            f"Redis store {url}: appendfsync is {fsync!r}, not 'always': {_LOSS}. "
-            "Set appendfsync always"
-        )
-    return warnings

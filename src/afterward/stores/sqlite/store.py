@@ -1,7 +1,7 @@
 """The SQLite store: one file, WAL, `synchronous=FULL`; the embedded default.
 
 Every operation is one ``BEGIN IMMEDIATE`` transaction on the store's connection
-(`_sqlite_connection`), which SQLite serializes across processes: claims are atomic however
+(`connection`), which SQLite serializes across processes: claims are atomic however
 many processes share the file.
 """
 
@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..errors import TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs, check_transition, decide_lost
-from ._rows import (
+from ...errors import TaskNotFound
+from ...jobs import Failure, Job, JobState, NewJob, check_new_jobs, check_transition, decide_lost
+from ..base import Counts, JobFilter
+from ..rows import (
     CorruptRow,
     Row,
     UnreadableText,
@@ -28,9 +29,8 @@ from ._rows import (
     split_rows,
     state_or_failed,
 )
-from ._sql import load_queries
-from ._sqlite_connection import SQLiteConnection, lenient_text, path_from_url
-from .base import Counts, JobFilter
+from ..sql_files import load_queries
+from .connection import SQLiteConnection, lenient_text, path_from_url
 
 __all__ = ["SQLiteStore"]
 
@@ -38,7 +38,7 @@ log = logging.getLogger("afterward.store")
 
 T = TypeVar("T")
 
-_QUERIES = load_queries("sqlite")
+_QUERIES = load_queries("afterward.stores.sqlite")
 _WAKE_POLL_MIN = 0.001
 _WAKE_POLL_MAX = 0.01
 _WAKE_FAST_FOR = 0.1

@@ -11,10 +11,10 @@ from typing import Any
 from psycopg import AsyncConnection, errors, pq
 from psycopg.rows import DictRow, dict_row
 
-from ..errors import StoreError, TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
-from ._pg_support import QUERIES
-from ._rows import CorruptRow, Row, new_job_row, options_texts, readable_job, split_rows
+from ...errors import StoreError, TaskNotFound
+from ...jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
+from ..rows import CorruptRow, Row, new_job_row, options_texts, readable_job, split_rows
+from .queries import QUERIES
 
 __all__ = [
     "Conn",

@@ -1,4 +1,4 @@
--- Helpers shared by every script: afterward.stores.redis prepends this file to each
+-- Helpers shared by every script: afterward.stores.redis.scripts prepends this file to each
 -- lua/<name>.lua before loading it, so every script is one self-contained chunk.
 --
 -- ARGV[1] is always the key prefix. Times arrive as strings (Python's repr of a float)

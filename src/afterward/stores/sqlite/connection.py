@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..errors import SchemaTooNew, StoreError
-from ..loops import at_shutdown
-from ._rows import UnreadableText
-from ._sql import load_migrations, load_schema
+from ...errors import SchemaTooNew, StoreError
+from ...loops import at_shutdown
+from ..rows import UnreadableText
+from ..sql_files import load_migrations, load_schema
 
 __all__ = [
     "SQLiteConnection",
@@ -53,8 +53,8 @@ def path_from_url(url: str) -> str:
         gone when this one ends), or query parameters (not read: they used to become
         part of the file's name).
     """
-    from ..errors import ConfigurationError
-    from .urls import redact_url
+    from ...errors import ConfigurationError
+    from ..urls import redact_url
 
     prefix = "sqlite:///"
     if not url.startswith(prefix):
@@ -82,7 +82,7 @@ def lenient_text(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     SQLite stores whatever bytes it is given as TEXT (``CAST(x'ff' AS TEXT)``), and the
     driver's own decoding raises for the whole statement. This one is a Python call per
     text value, so it is only for reads that must not fail (inspection, recovery) and the
-    second try of an acquire (`afterward.stores.sqlite`).
+    second try of an acquire (`afterward.stores.sqlite.store`).
     """
     conn.text_factory = _lenient_text
     try:
@@ -378,7 +378,7 @@ class SQLiteConnection:
             raise StoreError(f"no afterward store at {self.path}: the file has no afterward tables")
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        migrations = load_migrations("sqlite")
+        migrations = load_migrations("afterward.stores.sqlite")
         latest = migrations[-1].version
         with transaction(conn):
             version = conn.execute("PRAGMA user_version").fetchone()["user_version"]
@@ -388,7 +388,7 @@ class SQLiteConnection:
                     f"{latest}: upgrade afterward"
                 )
             if version == 0:
-                execute_script(conn, load_schema("sqlite"))
+                execute_script(conn, load_schema("afterward.stores.sqlite"))
             else:
                 for migration in migrations:
                     if migration.version > version:

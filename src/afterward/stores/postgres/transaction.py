@@ -15,10 +15,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ..errors import ConfigurationError, StoreError
-from ..jobs import NewJob, check_new_jobs
-from ._pg_steps import columns, insert_jobs
-from ._pg_support import QUERIES, Target
+from ...errors import ConfigurationError, StoreError
+from ...jobs import NewJob, check_new_jobs
+from .queries import QUERIES
+from .target import Target
+from .writes import columns, insert_jobs
 
 __all__ = ["async_driver_connection", "enqueue_in", "enqueue_in_sync", "sync_driver_connection"]
 

@@ -1,4 +1,5 @@
-"""Load named SQL blocks from ``sql/<dialect>/`` once, by name.
+"""Load named SQL blocks from a store package's ``sql/`` folder once, by name: a package is
+named by its dotted name (``afterward.stores.sqlite``, ``afterward.stores.postgres``).
 
 A block in ``queries.sql`` starts with ``-- name: <name>`` and a line describing it;
 everything up to the next header is the query.
@@ -39,13 +40,14 @@ class Migration:
     sql: LiteralString
 
 
-def _folder(dialect: str) -> resources.abc.Traversable:
-    return resources.files("afterward.stores").joinpath("sql", dialect)
+def _folder(package: str) -> resources.abc.Traversable:
+    return resources.files(package).joinpath("sql")
 
 
-def load_queries(dialect: str) -> Queries:
-    """Parse ``sql/<dialect>/queries.sql`` into named blocks."""
-    text = _folder(dialect).joinpath("queries.sql").read_text(encoding="utf-8")
+def load_queries(package: str) -> Queries:
+    """Parse ``sql/queries.sql`` of the store package `package` (its dotted name, e.g.
+    ``afterward.stores.postgres``) into named blocks."""
+    text = _folder(package).joinpath("queries.sql").read_text(encoding="utf-8")
     parts = _HEADER.split(text)
     blocks: dict[str, LiteralString] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
@@ -54,15 +56,16 @@ def load_queries(dialect: str) -> Queries:
     return Queries(blocks)
 
 
-def load_schema(dialect: str) -> LiteralString:
-    """The full, latest schema of a dialect."""
-    return _folder(dialect).joinpath("schema.sql").read_text("utf-8")
+def load_schema(package: str) -> LiteralString:
+    """The full, latest schema of a dialect: ``sql/schema.sql`` of the store package."""
+    return _folder(package).joinpath("schema.sql").read_text("utf-8")
 
 
-def load_migrations(dialect: str) -> list[Migration]:
-    """The dialect's migrations, in version order (file names start with the version)."""
+def load_migrations(package: str) -> list[Migration]:
+    """The dialect's migrations, ``sql/migrations/`` of the store package, in version order
+    (file names start with the version)."""
     found = []
-    for entry in _folder(dialect).joinpath("migrations").iterdir():
+    for entry in _folder(package).joinpath("migrations").iterdir():
         if entry.name.endswith(".sql"):
             version = int(entry.name.split("_", 1)[0])
             sql = entry.read_text(encoding="utf-8")

@@ -3,7 +3,7 @@
 Every table lives in one schema (``schema``, default ``afterward``, created if missing);
 the rest of the URL goes to psycopg. The pool lives on the event loop that uses the store
 (`LoopBound`). Each write is one transaction, most
-of them one statement (see ``sql/postgres/queries.sql``). New work is announced with
+of them one statement (see ``sql/queries.sql``). New work is announced with
 NOTIFY on the schema's channel and heard by a dedicated LISTEN connection (`Waker`).
 """
 
@@ -19,9 +19,23 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from ..errors import StoreError, TaskNotFound
-from ..jobs import Failure, Job, JobState, NewJob, check_new_jobs
-from ._pg_steps import (
+from ...errors import StoreError, TaskNotFound
+from ...jobs import Failure, Job, JobState, NewJob, check_new_jobs
+from ..base import Counts, JobFilter
+from ..binding import LoopBound, NotOpen
+from ..rows import attempt_from_row, readable_job, state_or_failed
+from .listen import Waker
+from .migrate import migrate
+from .queries import QUERIES
+from .target import Target
+from .transaction import (
+    async_driver_connection,
+    enqueue_in,
+    enqueue_in_sync,
+    sync_driver_connection,
+)
+from .vacuum import Vacuum
+from .writes import (
     Conn,
     cancel_chain,
     check_idle,
@@ -32,17 +46,6 @@ from ._pg_steps import (
     spoil_at_limit,
     take_jobs,
 )
-from ._pg_support import QUERIES, Target, Waker, migrate
-from ._pg_transaction import (
-    async_driver_connection,
-    enqueue_in,
-    enqueue_in_sync,
-    sync_driver_connection,
-)
-from ._pg_vacuum import Vacuum
-from ._rows import attempt_from_row, readable_job, state_or_failed
-from .base import Counts, JobFilter
-from .binding import LoopBound, NotOpen
 
 __all__ = ["PostgresStore"]
 

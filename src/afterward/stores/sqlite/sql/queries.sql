@@ -1,4 +1,4 @@
--- Named SQLite queries, loaded by afterward.stores._sql. Each block starts with
+-- Named SQLite queries, loaded by afterward.stores.sql_files. Each block starts with
 -- "-- name: <name>" and a line describing it. Lists are passed as JSON arrays (json_each).
 
 -- name: insert_job

@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
-from ._pg_steps import Conn
-from ._pg_support import QUERIES
+from .queries import QUERIES
+from .writes import Conn
 
 __all__ = ["Vacuum"]
 

@@ -45,8 +45,8 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from ..errors import StoreError, TaskNotFound
-from ..jobs import (
+from ...errors import StoreError, TaskNotFound
+from ...jobs import (
     Failure,
     Job,
     JobState,
@@ -55,20 +55,20 @@ from ..jobs import (
     check_transition,
     decide_lost,
 )
-from ._redis_connection import check_server, close_pools, connect, interrupt
-from ._redis_support import (
+from ..base import Counts, JobFilter
+from ..binding import LoopBound, NotOpen
+from ..rows import CorruptRow, state_or_failed
+from .connection import check_server, close_pools, connect, interrupt
+from .hashes import (
     attempt_records,
     encode_jobs,
     matches,
-    parse_redis_url,
     readable_hash,
     split_hashes,
     spoil_args,
     stamp,
 )
-from ._rows import CorruptRow, state_or_failed
-from .base import Counts, JobFilter
-from .binding import LoopBound, NotOpen
+from .target import parse_redis_url
 
 __all__ = ["RedisStore"]
 
