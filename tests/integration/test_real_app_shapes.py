@@ -117,7 +117,9 @@ def test_storable_shapes_are_durable_and_arrive_unchanged(
     # Then each task was stored under its name, and ran with equal values of equal types
     stored = rows(app)
     assert [r.function for r in stored] == [f"{shapes.__name__}:{f}" for f in functions]
-    assert all(r.state is JobState.SUCCEEDED for r in stored)
+    assert all(r.state is JobState.SUCCEEDED for r in stored), [
+        (r.function, r.state, r.attempts, r.last_error) for r in stored
+    ]
     assert len(shapes.RECEIVED) == len(received)
     for (label, value), (want_label, want) in zip(shapes.RECEIVED, received, strict=True):
         assert label == want_label
@@ -183,7 +185,9 @@ def test_order_holds_across_stored_and_in_memory_tasks(app: FastAPI) -> None:
     stored = rows(app)
     assert [r.function == STAND_IN for r in stored] == [False, True, False]
     assert len({r.chain_id for r in stored}) == 1
-    assert all(r.state is JobState.SUCCEEDED for r in stored)
+    assert all(r.state is JobState.SUCCEEDED for r in stored), [
+        (r.function, r.state, r.attempts, r.last_error) for r in stored
+    ]
 
 
 def test_a_failing_in_memory_task_holds_back_the_rest_of_its_chain(app: FastAPI) -> None:

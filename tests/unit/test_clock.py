@@ -46,3 +46,34 @@ async def test_a_slow_sample_is_discarded() -> None:
     # When it syncs, Then the unreliable sample is not used
     await clock.sync(SlowStore())  # type: ignore[arg-type]
     assert clock.offset == 0.0
+
+
+class BehindStore:
+    """A store whose clock is `behind` seconds behind this machine's."""
+
+    def __init__(self, behind: float) -> None:
+        self.behind = behind
+
+    async def now(self) -> float:
+        return time.time() - self.behind
+
+
+async def test_a_sample_slightly_behind_holds_the_clock_instead_of_going_back() -> None:
+    # Given a clock read before its first sample (as a request's chain is stored at start)
+    clock = StoreClock()
+    before = clock()
+    # When it samples a store 0.3 s behind, Then it does not read earlier than before
+    await clock.sync(BehindStore(0.3))  # type: ignore[arg-type]
+    assert clock() >= before
+    # And once time has caught up, it follows the store
+    time.sleep(0.35)
+    assert abs(clock() - (time.time() - 0.3)) < 0.05
+
+
+async def test_a_large_correction_is_taken_at_once() -> None:
+    # Given a clock read before sampling a store 100 s behind
+    clock = StoreClock()
+    clock()
+    # When it samples it, Then it reads the store's time at once
+    await clock.sync(BehindStore(100.0))  # type: ignore[arg-type]
+    assert abs(clock() - (time.time() - 100.0)) < 0.5

@@ -14,19 +14,29 @@ __all__ = ["StoreClock"]
 
 _RESYNC_EVERY = 60.0
 """Seconds between samples of the store's clock."""
+_MAX_HOLD = 1.0
+"""Seconds the clock may stand still rather than go back after a new sample."""
 _MAX_ROUND_TRIP = 0.05
 """Seconds: a slower sample of the store's clock is discarded (its error is up to half)."""
 
 
 class StoreClock:
-    """``clock()`` returns the store's time, estimated from a recent sample."""
+    """``clock()`` returns the store's time, estimated from a recent sample. A new sample
+    a little behind the last one holds it until time catches up (up to `_MAX_HOLD`), so a
+    task stored as due at one reading (a request's chain, taken by its own runner right
+    after) is still due at the next; a larger step back is a correction, taken at once."""
 
     def __init__(self) -> None:
         self._offset = 0.0
         self._synced_at = -_RESYNC_EVERY
+        self._last = 0.0
 
     def __call__(self) -> float:
-        return time.time() + self._offset
+        now = time.time() + self._offset
+        if self._last - _MAX_HOLD < now < self._last:
+            return self._last
+        self._last = now
+        return now
 
     async def sync(self, store: Store) -> None:
         """Sample the store's clock if the last sample is old (half the round trip is
