@@ -199,7 +199,7 @@ def one_round(
         return _peer_round(variant, tmp, seconds, connections, peer_workers)
     target, kind = VARIANTS[variant]
     url = fresh_url(kind, tmp) if kind else None
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     if url:
         env["AFTERWARD_URL"] = url
     try:

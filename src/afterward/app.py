@@ -157,6 +157,7 @@ class Afterward:
                 settings=self.settings,
                 worker_id=new_worker_id(),
                 executor=Executor(self.settings.concurrency),
+                watch=False,  # on the web server's loop: nudged by this process's enqueues
             )
         return self._runner
 
@@ -236,6 +237,8 @@ class Afterward:
             runner.reserve(ids)
         if self.runs_in_app:
             await self._start_runner()
+            if not reserve:
+                self.runner.nudge()
         return ids
 
     async def enqueue_in(

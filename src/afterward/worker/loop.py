@@ -11,6 +11,7 @@ it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ __all__ = ["WorkerLoop", "first"]
 
 log = logging.getLogger("afterward.worker")
 
+_SAFETY_POLL = 4.0
+"""Seconds an idle worker waits for the store's signal of new work before it looks anyway:
+a retry or a scheduled task coming due sends no signal, so an idle worker starts it up to
+this late. Each look is a store call (the idle cost: `bench.idle`)."""
 _LOST = "WorkerLost:"
 """How the error of an attempt lost with its worker starts (`afterward.jobs.decide_lost`)."""
 
@@ -81,7 +86,7 @@ class WorkerLoop:
                         set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
                     )
                     if handed_back and self._suspects
-                    else self._store.wait_for_work(self._poll)
+                    else self._wait_for_work()
                 )
                 slots.freed.clear()
                 waits: list[Awaitable[Any]] = [stop.wait(), self._retiring.wait(), wake]
@@ -107,6 +112,15 @@ class WorkerLoop:
                 task.add_done_callback(self._suspects.discard)
         return started
 
+    async def _wait_for_work(self) -> None:
+        """Until new work may be due: the store's signal (at most `_SAFETY_POLL`), or
+        this process's `nudge` (see `Runner.watch`; the poll interval at most)."""
+        if self._runner.watch:
+            await self._store.wait_for_work(_SAFETY_POLL)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runner.nudged.wait(), self._poll)
+
     @property
     def _poll(self) -> float:
         return self._settings.poll_interval
@@ -125,6 +139,7 @@ class WorkerLoop:
         keep: list[Job] = []
         extra: list[str] = []
         suspected = bool(self._suspects) or any(map(_suspect, ahead))
+        self._runner.nudged.clear()  # what is nudged from now on, the next take sees
         for job in await self._runner.acquire(limit):
             if _suspect(job) and (suspected or any(map(_suspect, keep))):
                 extra.append(job.id)

@@ -48,7 +48,10 @@ __all__ = ["Runner"]
 log = logging.getLogger("afterward.worker")
 
 _RECOVERY_INTERVAL = 1.0
-"""Seconds between looks for work held by dead or expired workers."""
+"""Seconds between looks for work held by dead or expired workers, while tasks run."""
+_IDLE_RECOVERY_INTERVAL = 10.0
+"""The same once nothing has run for `_IDLE_AFTER` seconds: each look is a store call."""
+_IDLE_AFTER = 10.0
 _STORE_BACKOFF = 1.0
 """Seconds to wait after the store failed before trying again."""
 
@@ -68,6 +71,7 @@ class Runner:
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
         retire_when_stuck: bool = False,
+        watch: bool = True,
     ) -> None:
         self.worker_id = worker_id
         self.store = store
@@ -84,6 +88,14 @@ class Runner:
         """Set when a stuck thread makes this runner retire (see `retired`)."""
         self.retired: str | None = None
         """Why `run()` stopped on its own (a task thread is stuck), or None."""
+        self.watch = watch
+        """Whether an idle `run()` waits on the store's own signal of new work
+        (`Store.wait_for_work`). If not (an app's in-app runner, sharing the web server's
+        loop), it waits for `nudge` or the poll interval."""
+        self.nudged = asyncio.Event()
+        """Set by `nudge`: this process stored work for this runner to take."""
+        self._busy_at = time.monotonic()
+        """When an acquire last took a task, or a task was held (for `maintain`)."""
         self.executor = executor
         """Calls the task functions (plain ones in its threads)."""
         self._registry = registry
@@ -347,6 +359,7 @@ class Runner:
                 job = taken.get(job.id)
             if done < len(ids):
                 await self.store.release(self.worker_id, ids[done:], now=self.clock())
+                self.nudge()
         except AfterwardError:
             log.exception("running the request's tasks %s failed; a worker will take them", ids)
         finally:
@@ -366,6 +379,10 @@ class Runner:
             await renewal
 
     # -- the worker loop --------------------------------------------------------------
+
+    def nudge(self) -> None:
+        """Tell an idle `run()` that this process just stored work it may take."""
+        self.nudged.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run due tasks until `stop` is set, then wind down gracefully (`WorkerLoop`).
@@ -390,6 +407,8 @@ class Runner:
             await asyncio.sleep(_STORE_BACKOFF)
             return []
         self.health.answered()
+        if jobs:
+            self._busy_at = time.monotonic()
         return jobs
 
     async def drain(self) -> list[str]:
@@ -403,18 +422,25 @@ class Runner:
     # -- leases and recovery ----------------------------------------------------------
 
     async def maintain(self, stop: asyncio.Event) -> None:
-        """Renew held leases every third of a lease; take back lost work every second;
-        keep the clock in step with the store's."""
+        """Renew held leases every third of a lease; take back lost work every second
+        while tasks run (every few seconds when idle); keep the clock in step with the
+        store's."""
         renew_every = self.settings.lease / 3
-        last_renewal = 0.0
+        last_renewal = last_recovery = 0.0
         while not stop.is_set():
+            now = time.monotonic()
+            if self.leases:
+                self._busy_at = now
+            idle = now - self._busy_at > _IDLE_AFTER
             try:
                 if isinstance(self.clock, StoreClock):
                     await self.clock.sync(self.store)
-                if time.monotonic() - last_renewal >= renew_every:
+                if now - last_renewal >= renew_every:
                     await self.renew_leases()
-                    last_renewal = time.monotonic()
-                await self.recover()
+                    last_renewal = now
+                if now - last_recovery >= (_IDLE_RECOVERY_INTERVAL if idle else 0):
+                    await self.recover()
+                    last_recovery = now
                 self.health.answered()
             except Exception as exc:  # the store, or a transient lack of memory or threads
                 self.health.failed("renewing leases", exc)
