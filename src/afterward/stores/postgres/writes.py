@@ -100,8 +100,8 @@ async def insert_jobs(
 def _copyable(conn: AsyncConnection[Any], jobs: Sequence[NewJob]) -> bool:
     """Whether `jobs` can be streamed by ``COPY``, which cannot skip a row (a unique key),
     point an earlier task at a new one (a chain begun before the batch), or run in a
-    pipeline. By hand, batches of 2, 10 and 500 tasks took 0.6, 0.9 and 6.9 ms by
-    ``COPY`` against 1.1, 1.5 and 12.6 ms by ``insert_jobs``."""
+    pipeline. Where it can, it takes about half the time of `insert_jobs`, from two
+    tasks to hundreds (figures in bench/analysis.md)."""
     ids = set()
     for job in jobs:
         if job.unique_key is not None or (job.prev_id is not None and job.prev_id not in ids):

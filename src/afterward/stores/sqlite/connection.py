@@ -50,8 +50,8 @@ def path_from_url(url: str) -> str:
 
     :raises StoreError: not a SQLite URL.
     :raises ConfigurationError: ``sqlite:///:memory:`` (a store no other process sees,
-        gone when this one ends), or query parameters (not read: they used to become
-        part of the file's name).
+        gone when this one ends), or query parameters (not read, so they would silently
+        become part of the file's name).
     """
     from ...errors import ConfigurationError
     from ..urls import redact_url
@@ -117,12 +117,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def begin_immediate(conn: sqlite3.Connection, *, within: float = BUSY_TIMEOUT_S) -> None:
     """``BEGIN IMMEDIATE``, retried every 50 µs to 2 ms while another process writes.
 
-    SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while another
-    process's write transaction lasts well under a millisecond: with two worker processes
-    on one file each slept most of the time the other held the lock (two processes ran
-    slower than one). Here the wait is ours and short; other statements keep the handler:
-    the busy timeout goes back to `BUSY_TIMEOUT_S`, the one every store connection opens
-    with.
+    SQLite's own busy handler sleeps milliseconds between tries, far longer than another
+    process's write transaction holds the lock, so workers sharing a file would spend
+    most of their time asleep. Here the wait is ours and short; other statements keep the
+    handler: the busy timeout goes back to `BUSY_TIMEOUT_S`, the one every store
+    connection opens with. (Measured in bench/analysis.md.)
     """
     conn.execute("PRAGMA busy_timeout=0")
     try:
