@@ -25,23 +25,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import replace
 from typing import Any
 
-import pydantic
-
 from ..calls.in_memory import InMemoryCall, stand_in, stand_in_for
 from ..calls.serialization import decode_call
 from ..config import Settings
-from ..errors import AfterwardError, TimeLimitExceeded, UnknownFunction
+from ..errors import AfterwardError, TimeLimitExceeded
 from ..jobs import Job, decide_failure, permanent_failure
 from ..retry import RetryPolicy
 from ..stores.base import Store
 from ..tasks import TaskRegistry, options_of
+from .batches import Batches
 from .clock import StoreClock
-from .coalesce import Coalescer
 from .executor import Executor, is_async_callable
 from .health import StoreHealth
 from .identity import dead_local_workers
 from .leases import Leases
 from .loop import WorkerLoop, first
+from .refusals import refusal_reason
 
 __all__ = ["Runner"]
 
@@ -100,7 +99,7 @@ class Runner:
         """Calls the task functions (plain ones in its threads)."""
         self._registry = registry
         self._rng = rng
-        self._batches = _Batches(self)
+        self._batches = Batches(store, worker_id, self.clock, settings.lease)
         self._reporting: set[str] = set()
         """Tasks whose outcome is being written: a renewal that misses them is no loss."""
         self._unclaimed: dict[str, float] = {}
@@ -204,35 +203,10 @@ class Runner:
             func = stand_in_for(job.attempts)
         return func, args, kwargs
 
-    async def _complete_many(self, attempts: list[tuple[str, int]]) -> list[bool]:
-        done, _ = await self.store.complete_and_acquire(
-            self.worker_id, attempts, now=self.clock(), lease=self.settings.lease, limit=0
-        )
-        return [job_id in done for job_id, _ in attempts]
-
-    async def _chain_steps(self, steps: list[_Step]) -> list[tuple[bool, Job | None]]:
-        """Steps of this loop's chains in one write: each completes the task that ran
-        (if any) and takes the next one named (if any), which that completion released."""
-        attempts = [done for done, _ in steps if done is not None]
-        wanted = [next_id for _, next_id in steps if next_id is not None]
-        completed, jobs = await self.store.complete_and_acquire(
-            self.worker_id,
-            attempts,
-            now=self.clock(),
-            lease=self.settings.lease,
-            limit=len(wanted),
-            ids=wanted,
-        )
-        taken = {job.id: job for job in jobs}
-        return [
-            (done is not None and done[0] in completed, taken.get(next_id or ""))
-            for done, next_id in steps
-        ]
-
     async def _refuse(self, job: Job, error: Exception) -> bool:
         """Fail a row that names a function this app does not run, or whose arguments or
         options cannot be decoded, for good (whatever its attempts left); return False."""
-        reason = _shorten(_reason(error, secret=bool(job.options.get("redact"))))
+        reason = refusal_reason(error, secret=bool(job.options.get("redact")))
         log.error("task %r refused: %r", job.id, reason)  # row text, never raw
         refusal = permanent_failure(reason)
         await self._report(
@@ -486,39 +460,3 @@ class Runner:
         if taken:
             log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
         return taken
-
-
-_Step = tuple[tuple[str, int] | None, str | None]
-"""A chain's step: the (task id, attempt) that succeeded, and the id of the task to take."""
-
-
-class _Batches:
-    """The batched store calls: outcomes, and the steps of reserved chains."""
-
-    def __init__(self, runner: Runner) -> None:
-        self.completions: Coalescer[tuple[str, int], bool] = Coalescer(runner._complete_many)
-        self.chain_steps: Coalescer[_Step, tuple[bool, Job | None]] = Coalescer(runner._chain_steps)
-
-
-def _reason(error: Exception, *, secret: bool) -> str:
-    """Why a row was refused, without quoting its arguments: pydantic's messages quote
-    the input, which may be a secret (see `calls.redaction`) or megabytes of junk. For a
-    task with secret parameters, only the kind of error is kept (a decoder's message, such
-    as a date's, may quote the value)."""
-    if secret and not isinstance(error, UnknownFunction):
-        return (
-            f"{type(error).__name__}: the stored arguments do not fit the function "
-            "(details not shown: the task has secret parameters)"
-        )
-    if isinstance(error, pydantic.ValidationError):
-        parts = [
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
-            for e in error.errors(include_url=False, include_input=False)[:5]
-        ]
-        return f"ValidationError: {error.error_count()} invalid argument(s): {'; '.join(parts)}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _shorten(text: str, limit: int = 2000) -> str:
-    """`text`, cut to `limit` characters (a hostile row's name or payload can be huge)."""
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
