@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,8 @@ from .worker.identity import new_worker_id
 from .worker.runner import Runner
 
 __all__ = ["Afterward"]
+
+log = logging.getLogger("afterward.worker")
 
 P = ParamSpec("P")
 
@@ -169,8 +172,15 @@ class Afterward:
         if self._running is None or self._running.done():
             self._stop = asyncio.Event()
             self._running = asyncio.create_task(
-                self.runner.run(self._stop), name="afterward-runner"
+                self._run_runner(self.runner, self._stop), name="afterward-runner"
             )
+
+    @staticmethod
+    async def _run_runner(runner: Runner, stop: asyncio.Event) -> None:
+        try:
+            await runner.run(stop)
+        except Exception:
+            log.exception("the in-app runner stopped on an error; the next task stored starts it")
 
     # -- producing --------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from .errors import StoreError
 from .loops import absorbing_cancel, at_shutdown
 
 __all__ = ["Home"]
@@ -50,10 +51,21 @@ class Home:
             loop = self._loop
             if loop is not here and (loop is None or not loop.is_running()):
                 loop = self._settle(here)
-        if loop is not here:
-            done = asyncio.run_coroutine_threadsafe(self._at_home(call), loop)
+        if loop is here:
+            return await self._at_home(call)
+        done = asyncio.run_coroutine_threadsafe(self._at_home(call), loop)
+        try:
             return await asyncio.wrap_future(done)
-        return await self._at_home(call)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Not this caller's cancel: the home loop shut down under the call, which may
+            # or may not have taken effect (an enqueue may have committed).
+            raise StoreError(
+                "the app's event loop shut down during this call, which may or may not "
+                "have taken effect; check before trying again"
+            ) from None
 
     async def _at_home(self, call: Callable[[], Awaitable[T]]) -> T:
         arrival = self._arrival
