@@ -182,7 +182,7 @@ async def test_cpu_bound_task_keeps_its_lease_past_the_lease_time(afterward: Aft
         assert job.state is not JobState.FAILED, [a.outcome for a in job.history]
         assert time.monotonic() < deadline, f"still {job.state.value} after 60 s"
         await asyncio.sleep(0.1)
-        await rival.recover()
+        await rival.upkeep.recover()
     stop.set()
     await running
     # Then the task completed once on its only attempt: the runner renewed the lease

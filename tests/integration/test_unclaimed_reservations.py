@@ -22,13 +22,13 @@ async def test_a_reservation_no_chain_claims_is_handed_to_the_queue(store_url: s
         ids = await afterward.enqueue_chain(jobs, reserve=True)
         runner = afterward.runner
         # When its leases are renewed within a lease, Then they stay reserved
-        await runner.renew_leases()
+        await runner.upkeep.renew_leases()
         assert await drain(afterward) == [] and apps.EVENTS == []
         # When more than a lease passes unclaimed, renewed all along as the in-app
         # runner renews them
         for _ in range(6):
             await asyncio.sleep(0.1)
-            await runner.renew_leases()
+            await runner.upkeep.renew_leases()
         # Then they are handed to the queue, and run in order by whoever takes them
         assert await drain(afterward) == []
         assert apps.EVENTS == [("unclaimed", "0"), ("unclaimed", "1")]

@@ -58,7 +58,7 @@ class WorkerLoop:
         is stuck past its time limit.
         """
         maintain_stop = asyncio.Event()
-        maintainer = asyncio.create_task(self._runner.maintain(maintain_stop))
+        maintainer = asyncio.create_task(self._runner.upkeep.maintain(maintain_stop))
         slots = Slots(self._settings.concurrency)
         try:
             while not (stop.is_set() or self._retiring.is_set()):

@@ -2,7 +2,7 @@
 
 One `Runner` per process and store. `run_job()` runs one acquired task and records its
 outcome; `run()` is the worker loop (`afterward.worker.loop`); `run_chain()` runs a
-request's reserved chain right after its response (in-app mode); `maintain()` renews
+request's reserved chain right after its response (in-app mode); `upkeep` renews
 leases and takes back work from dead or expired holders.
 
 A plain (`def`) task that overruns its time limit is failed at the limit, but Python
@@ -37,20 +37,15 @@ from .batches import Batches
 from .clock import StoreClock
 from .executor import Executor, is_async_callable
 from .health import StoreHealth
-from .identity import dead_local_workers
 from .leases import Leases
-from .loop import WorkerLoop, first
+from .loop import WorkerLoop
 from .refusals import refusal_reason
+from .upkeep import Upkeep
 
 __all__ = ["Runner"]
 
 log = logging.getLogger("afterward.worker")
 
-_RECOVERY_INTERVAL = 1.0
-"""Seconds between looks for work held by dead or expired workers, while tasks run."""
-_IDLE_RECOVERY_INTERVAL = 10.0
-"""The same once nothing has run for `_IDLE_AFTER` seconds: each look is a store call."""
-_IDLE_AFTER = 10.0
 _STORE_BACKOFF = 1.0
 """Seconds to wait after the store failed before trying again."""
 
@@ -82,7 +77,7 @@ class Runner:
         self.health = StoreHealth()
         """Whether the store answers, for logging an outage once."""
         self.leases = Leases()
-        """What this runner holds; renewed by `maintain()`."""
+        """What this runner holds; renewed by `upkeep`."""
         self.retiring = asyncio.Event()
         """Set when a stuck thread makes this runner retire (see `retired`)."""
         self.retired: str | None = None
@@ -93,17 +88,13 @@ class Runner:
         loop), it waits for `nudge` or the poll interval."""
         self.nudged = asyncio.Event()
         """Set by `nudge`: this process stored work for this runner to take."""
-        self._busy_at = time.monotonic()
-        """When an acquire last took a task, or a task was held (for `maintain`)."""
         self.executor = executor
         """Calls the task functions (plain ones in its threads)."""
         self._registry = registry
         self._rng = rng
         self._batches = Batches(store, worker_id, self.clock, settings.lease)
-        self._reporting: set[str] = set()
-        """Tasks whose outcome is being written: a renewal that misses them is no loss."""
-        self._unclaimed: dict[str, float] = {}
-        """Reserved tasks whose chain has not started yet, with when they were reserved."""
+        self.upkeep = Upkeep(store, worker_id, self.clock, settings, self.leases, self.health)
+        """Renews the leases, takes back lost work (`maintain`)."""
         self._retire_when_stuck = retire_when_stuck
 
     # -- running one task -------------------------------------------------------------
@@ -257,14 +248,14 @@ class Runner:
         delay = _STORE_BACKOFF / 4
         while True:
             try:
-                self._reporting.add(job.id)
+                self.leases.settling.add(job.id)
                 try:
                     accepted = await write()
                     # Stop renewing before the renewal can see the lease gone and take
                     # this task's own outcome for a loss.
                     self.leases.drop([job.id])
                 finally:
-                    self._reporting.discard(job.id)
+                    self.leases.settling.discard(job.id)
                 self.health.answered()
                 break
             except Exception as exc:  # the store, or a transient lack of memory or threads
@@ -295,10 +286,7 @@ class Runner:
     def reserve(self, ids: Sequence[str]) -> None:
         """Note tasks reserved for this worker at enqueue, so their leases are renewed
         until `run_chain` claims them (or, if it never does, for one lease)."""
-        reserved_at = time.monotonic()
-        for job_id in ids:
-            self.leases.reserve(job_id)
-            self._unclaimed[job_id] = reserved_at
+        self.leases.reserve(ids)
 
     async def run_chain(
         self, ids: Sequence[str], in_memory: Mapping[str, InMemoryCall]
@@ -309,8 +297,7 @@ class Runner:
 
         What is left is handed back, for this process's or any worker's runner to take.
         """
-        for job_id in ids:
-            self._unclaimed.pop(job_id, None)
+        self.leases.claim(ids)
         errors: list[BaseException] = []
         done = 0
         steps = self._batches.chain_steps
@@ -345,7 +332,7 @@ class Runner:
         """Renew this runner's leases while the block runs (for a process with no worker
         loop of its own: a web process in workers mode running a request's chain)."""
         stop = asyncio.Event()
-        renewal = asyncio.create_task(self.maintain(stop))
+        renewal = asyncio.create_task(self.upkeep.maintain(stop))
         try:
             yield
         finally:
@@ -382,7 +369,7 @@ class Runner:
             return []
         self.health.answered()
         if jobs:
-            self._busy_at = time.monotonic()
+            self.upkeep.busy()
         return jobs
 
     async def drain(self) -> list[str]:
@@ -392,71 +379,3 @@ class Runner:
             results = await asyncio.gather(*(self.run_job(j) for j in jobs))
             unsuccessful += [j.id for j, ok in zip(jobs, results, strict=True) if not ok]
         return unsuccessful
-
-    # -- leases and recovery ----------------------------------------------------------
-
-    async def maintain(self, stop: asyncio.Event) -> None:
-        """Renew held leases every third of a lease; take back lost work every second
-        while tasks run (every few seconds when idle); keep the clock in step with the
-        store's."""
-        renew_every = self.settings.lease / 3
-        last_renewal = last_recovery = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            if self.leases:
-                self._busy_at = now
-            idle = now - self._busy_at > _IDLE_AFTER
-            try:
-                if isinstance(self.clock, StoreClock):
-                    await self.clock.sync(self.store)
-                if now - last_renewal >= renew_every:
-                    await self.renew_leases()
-                    last_renewal = now
-                if now - last_recovery >= (_IDLE_RECOVERY_INTERVAL if idle else 0):
-                    await self.recover()
-                    last_recovery = now
-                self.health.answered()
-            except Exception as exc:  # the store, or a transient lack of memory or threads
-                self.health.failed("renewing leases", exc)
-            await first(stop.wait(), asyncio.sleep(min(_RECOVERY_INTERVAL, renew_every)))
-
-    async def renew_leases(self) -> None:
-        """Extend every lease and reservation this runner holds; forget the ones lost.
-
-        A reservation no chain claimed within a lease (its response's background never
-        ran: the client went away mid-stream) is handed to the queue instead, so that
-        any worker runs it.
-        """
-        await self._release_unclaimed()
-        held = self.leases.ids()
-        if not held:
-            return
-        kept = await self.store.extend_leases(
-            self.worker_id, held, now=self.clock(), lease=self.settings.lease
-        )
-        for job_id in self.leases.drop(set(held) - kept - self._reporting):
-            log.warning("task %s: lease lost; another worker may run it", job_id)
-
-    async def _release_unclaimed(self) -> None:
-        cutoff = time.monotonic() - self.settings.lease
-        stale = [job_id for job_id, at in self._unclaimed.items() if at < cutoff]
-        if not stale:
-            return
-        await self.store.release(self.worker_id, stale, now=self.clock())
-        for job_id in stale:
-            self._unclaimed.pop(job_id, None)
-        self.leases.drop(stale)
-        log.warning(
-            "%d reserved task(s) were never started by their request (was its response "
-            "cut short?); handed to the queue: %s",
-            len(stale),
-            ", ".join(stale[:5]),
-        )
-
-    async def recover(self) -> int:
-        """Take back tasks whose lease expired or whose holder's process is gone."""
-        dead = dead_local_workers(await self.store.lease_holders())
-        taken = await self.store.recover(now=self.clock(), dead_workers=dead)
-        if taken:
-            log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
-        return taken
