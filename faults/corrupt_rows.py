@@ -44,6 +44,7 @@ _COMMON = (
     "function_not_utf8",
     "payload_not_utf8",
     "state_bogus",
+    "last_outcome_bogus",
 )
 CASES: dict[str, tuple[str, ...]] = {
     "sqlite": (*_COMMON, "priority_text", "max_attempts_text"),
@@ -54,7 +55,8 @@ CASES: dict[str, tuple[str, ...]] = {
 
 REFUSED: dict[str, tuple[str, ...]] = {
     "sqlite": (),
-    "postgres": ("options_not_json", "state_bogus"),  # a jsonb column, a CHECK constraint
+    # a jsonb column, CHECK constraints
+    "postgres": ("options_not_json", "state_bogus", "last_outcome_bogus"),
     "redis": (),
 }
 """Cases a store's schema refuses to hold (`write_corrupt` raises the driver's error)."""
@@ -70,6 +72,7 @@ _SQL_CHANGES: dict[str, tuple[str, Any]] = {
     "function_not_utf8": ("function = CAST(? AS TEXT)", b"faults.app:\xffwork"),
     "payload_not_utf8": ("payload = CAST(? AS TEXT)", b'{"args": ["\xff", 1]}'),
     "state_bogus": ("state = ?", "bogus"),
+    "last_outcome_bogus": ("last_outcome = ?", "exploded"),
     "priority_text": ("priority = ?", "high"),
     "max_attempts_text": ("max_attempts = ?", "lots"),
 }
@@ -78,6 +81,7 @@ _PG_CHANGES: dict[str, str] = {
     "options_not_json": "options = '{''max_attempts'': 3'",
     "attempts_at_limit": "attempts = 2147483647",
     "state_bogus": "state = 'bogus'",
+    "last_outcome_bogus": "last_outcome = 'exploded'",
 }
 _REDIS_CHANGES: dict[str, tuple[str, str | bytes]] = {
     "options_not_json": ("options", "{'max_attempts': 3"),
@@ -86,6 +90,7 @@ _REDIS_CHANGES: dict[str, tuple[str, str | bytes]] = {
     "run_at_text": ("run_at", "soon"),
     "function_not_utf8": ("function", b"faults.app:\xffwork"),
     "payload_not_utf8": ("payload", b'{"args": ["\xff", 1]}'),
+    "last_outcome_bogus": ("last_outcome", "exploded"),
     "attempts_text": ("attempts", "none yet"),
     "priority_huge": ("priority", "9" * 5000),
 }

@@ -54,7 +54,7 @@ def _round(kind: str, folder: Path, n: int) -> tuple[Result, str]:
     finally:
         fleet.stop()
     (job,) = asyncio.run(jobs_with_history(url))
-    outcomes = [a.outcome for a in job.history]
+    outcomes = [None if a.outcome is None else a.outcome.value for a in job.history]
     stale_successes = [
         a for a in job.history if pid_of(a.worker) == stale and a.outcome == "succeeded"
     ]

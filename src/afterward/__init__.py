@@ -25,7 +25,7 @@ from .errors import (
     TimeLimitExceeded,
     UnknownFunction,
 )
-from .jobs import Attempt, Job, JobState
+from .jobs import Attempt, Job, JobState, Outcome
 from .retry import RetryPolicy
 from .tasks import TaskOptions, task
 
@@ -40,6 +40,7 @@ __all__ = [
     "InvalidTransition",
     "Job",
     "JobState",
+    "Outcome",
     "PayloadTooLarge",
     "RetryPolicy",
     "SchemaTooNew",

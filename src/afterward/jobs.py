@@ -44,6 +44,7 @@ __all__ = [
     "Job",
     "JobState",
     "NewJob",
+    "Outcome",
     "check_new_jobs",
     "check_transition",
     "check_unique_keys",
@@ -151,6 +152,21 @@ class NewJob:
         return (JobState.SCHEDULED if run_at > now else JobState.QUEUED), run_at
 
 
+class Outcome(enum.StrEnum):
+    """How an attempt ended."""
+
+    SUCCEEDED = "succeeded"
+    """It returned."""
+    FAILED = "failed"
+    """It raised (or its row could not be read): retried or failed, as decided."""
+    LOST = "lost"
+    """Its worker died or stopped renewing its lease (`decide_lost`); it may be what
+    killed the worker."""
+    RELEASED = "released"
+    """Handed back unrun or unfinished (a graceful stop; a suspect or a task taken ahead
+    handed back), without spending an attempt."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
     """One run of a task."""
@@ -159,8 +175,8 @@ class Attempt:
     worker: str
     started_at: float
     finished_at: float | None
-    outcome: str | None
-    """None while running; then 'succeeded', 'failed', 'lost' or 'released'."""
+    outcome: Outcome | None
+    """None while running."""
     error: str | None = None
     traceback: str | None = None
 
@@ -188,6 +204,11 @@ class Job:
     created_at: float
     finished_at: float | None
     last_error: str | None
+    last_outcome: Outcome | None
+    """How its last attempt that counted ended: succeeded, failed or lost; None before one
+    did. An attempt handed back (`Outcome.RELEASED`) does not count and leaves it as it
+    was: a task lost with its worker stays a suspect however often it is handed back
+    (see `afterward.worker.loop`)."""
     history: tuple[Attempt, ...] = ()
 
 

@@ -39,7 +39,7 @@ from servers import drop_store_data, postgres_url, redis_url, require_server, sq
 from stores._helpers import complete
 
 from afterward.errors import InvalidTransition, StoreError, TaskNotFound
-from afterward.jobs import Failure, Job, JobState, NewJob, decide_lost
+from afterward.jobs import Failure, Job, JobState, NewJob, Outcome, decide_lost
 from afterward.stores import Counts, JobFilter, Store, store_from_url
 
 pytestmark = pytest.mark.slow
@@ -146,7 +146,7 @@ def order_key(job: Job) -> tuple[int, float]:
     return (-job.priority, job.run_at)
 
 
-def after_failure(job: Job, failure: Failure, now: float) -> dict[str, Any]:
+def after_failure(job: Job, failure: Failure, now: float, outcome: Outcome) -> dict[str, Any]:
     """How a running task changes when its attempt fails (or is lost) with `failure`."""
     if failure.retry_at is None:
         state, run_at, finished = JobState.FAILED, job.run_at, now
@@ -154,7 +154,7 @@ def after_failure(job: Job, failure: Failure, now: float) -> dict[str, Any]:
         state = JobState.SCHEDULED if failure.retry_at > now else JobState.QUEUED
         run_at, finished = failure.retry_at, None
     changes = {"state": state, "run_at": run_at, "finished_at": finished}
-    return {**changes, "last_error": failure.error, **UNLEASED}
+    return {**changes, "last_error": failure.error, "last_outcome": outcome, **UNLEASED}
 
 
 def chain_from(jobs: dict[str, Job], job: Job, state: JobState) -> list[str]:
@@ -213,6 +213,7 @@ def stored_as(job: NewJob, now: float, owner: str | None, expires: float) -> dic
         "created_at": now,
         "finished_at": None,
         "last_error": None,
+        "last_outcome": None,
     }
 
 
@@ -464,6 +465,7 @@ class StoreModel(RuleBasedStateMachine):
         if not live:
             return
         self.expect(job_id, state=JobState.SUCCEEDED, finished_at=now, **UNLEASED)
+        self.expect(job_id, last_outcome=Outcome.SUCCEEDED)
         self.closing[job_id] = "succeeded"
         behind = self.jobs.get(job.next_id or "")
         if behind is not None and behind.state is JobState.WAITING:
@@ -480,7 +482,7 @@ class StoreModel(RuleBasedStateMachine):
         assert accepted is live, self.fencing_message("fail", job, worker, attempt, live)
         self.forget(worker, job_id, attempt)
         if live:
-            self.expect(job_id, **after_failure(job, failure, now))
+            self.expect(job_id, **after_failure(job, failure, now, Outcome.FAILED))
             self.closing[job_id] = "failed"
 
     def fencing_message(self, op: str, job: Job, worker: str, attempt: int, live: bool) -> str:
@@ -515,7 +517,7 @@ class StoreModel(RuleBasedStateMachine):
         count = self.run(self.store.release(worker, ids, now=now))
         assert count == len(handed), f"release by {worker} handed back {count} of {ids}"
         for job in handed:
-            bigger = job.max_attempts + 1
+            bigger = job.max_attempts + 1  # last_outcome stays: a hand-back does not count
             self.expect(job.id, state=JobState.QUEUED, max_attempts=bigger, **UNLEASED)
             self.closing[job.id] = "released"
         for job in dropped:
@@ -550,7 +552,7 @@ class StoreModel(RuleBasedStateMachine):
         assert taken == len(lost), f"recover took {taken}, expected {[j.id for j in lost]}"
         for job in lost:
             failure = decide_lost(job, now, dead=job.lease_owner in dead)
-            self.expect(job.id, **after_failure(job, failure, now))
+            self.expect(job.id, **after_failure(job, failure, now, Outcome.LOST))
             self.closing[job.id] = "lost"
         for job in freed:
             self.expect(job.id, **UNLEASED)

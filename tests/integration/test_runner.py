@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from afterward import Afterward, JobState, RetryPolicy, TaskFailed
+from afterward import Afterward, JobState, Outcome, RetryPolicy, TaskFailed
 from afterward.calls.preparer import new_task_id
 from afterward.jobs import NewJob
 from afterward.testing import drain
@@ -371,3 +371,46 @@ async def _taken_ahead(afterward: Afterward, gated: list[str]) -> list[str]:
     ahead = [i for n, i in enumerate(gated) if running[n] and str(n) not in started]
     assert len(ahead) == CONCURRENCY
     return ahead
+
+
+# -- suspects: tasks whose last attempt was lost with its worker (`worker.loop`) ---------
+
+
+async def test_suspects_run_one_at_a_time_and_stay_suspects_when_handed_back(
+    afterward: Afterward,
+) -> None:
+    # Given three tasks at the gate whose attempt was lost with a worker that died
+    apps.EVENTS.clear()
+    apps.GATE["open"] = asyncio.Event()
+    ids = [await afterward.enqueue(apps.waits_at_gate, str(n)) for n in range(3)]
+    store, now = afterward.store, time.time()
+    assert len(await store.acquire("dead-worker", now=now, lease=600, limit=3)) == 3
+    assert await store.recover(now=now, dead_workers=["dead-worker"]) == 3
+    # When a loop with three free slots runs, looking again every 0.05 s
+    runner = other_runner(afterward, concurrency=3, poll_interval=0.05)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(runner.run(stop))
+
+    # Then it starts one and hands the other two back, again and again: a hand-back
+    # leaves a suspect one, so they never run beside the first
+    async def handed_back_twice() -> bool:
+        others = [await afterward.get(i) for i in ids if i not in _started(ids)]
+        return len(others) == 2 and all(
+            [a.outcome for a in j.history].count(Outcome.RELEASED) >= 2 for j in others
+        )
+
+    await _until(handed_back_twice, "handed back twice")
+    assert len(apps.EVENTS) == 1
+    for job_id in ids:
+        assert (await afterward.get(job_id)).last_outcome is Outcome.LOST
+    # And once the first is done, the others run, all to success
+    apps.GATE["open"].set()
+    await _until(lambda: _all_succeeded(afterward, ids), "all run")
+    assert sorted(key for _, key in apps.EVENTS) == ["0", "1", "2"]
+    stop.set()
+    await asyncio.wait_for(loop, BOUND)
+
+
+def _started(ids: list[str]) -> set[str]:
+    """The ids among `ids` (gated tasks keyed by position) that have started."""
+    return {ids[int(key)] for _, key in apps.EVENTS}

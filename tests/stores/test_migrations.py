@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -15,8 +16,10 @@ from afterward.stores.sql_files import load_migrations, load_schema
 
 
 def _objects(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each table and index by name, with its definition as SQLite keeps it, spaced alike
+    (ALTER TABLE ADD COLUMN appends ``, <column>`` right before the closing parenthesis)."""
     rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
-    return {name: " ".join(sql.split()) for name, sql in rows}
+    return {name: re.sub(r" ?([(),]) ?", r"\1", " ".join(sql.split())) for name, sql in rows}
 
 
 def test_fresh_schema_equals_all_migrations_applied(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def make_job(**changes: object) -> Job:
         created_at=NOW - 20,
         finished_at=None,
         last_error=None,
+        last_outcome=None,
     )
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 

@@ -230,6 +230,7 @@ def _summary(job: Job) -> Table:
         ("run at", _time(job.run_at)),
         ("finished", _time(job.finished_at)),
         ("chain", shown(chain, limit=FULL_LIMIT)),
+        ("last outcome", shown(job.last_outcome or "-")),
         ("last error", shown(job.last_error or "-", limit=FULL_LIMIT, lines=True)),
     ]
     for name, value in rows:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..jobs import Job
+from ..jobs import Job, Outcome
 from .slots import Slots
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ _SAFETY_POLL = 4.0
 """Seconds an idle worker waits for the store's signal of new work before it looks anyway:
 a retry or a scheduled task coming due sends no signal, so an idle worker starts it up to
 this late. Each look is a store call (the idle cost: `bench.idle`)."""
-_LOST = "WorkerLost:"
-"""How the error of an attempt lost with its worker starts (`afterward.jobs.decide_lost`)."""
 
 
 class WorkerLoop:
@@ -194,8 +192,9 @@ class WorkerLoop:
 
 
 def _suspect(job: Job) -> bool:
-    """Whether `job`'s previous attempt was lost with its worker (it may have killed it)."""
-    return (job.last_error or "").startswith(_LOST)
+    """Whether `job`'s last attempt that counted was lost with its worker (it may have
+    killed it). Handing a suspect back leaves it one (see `Job.last_outcome`)."""
+    return job.last_outcome is Outcome.LOST
 
 
 async def first(*waits: Awaitable[Any], timeout: float | None = None) -> None:

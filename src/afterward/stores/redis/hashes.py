@@ -44,8 +44,12 @@ _TEXT_FIELDS = (
     "unique_key",
     "lease_owner",
     "last_error",
+    "last_outcome",
 )
 _JOB_FIELDS = (*_TEXT_FIELDS, *_INT_FIELDS, *_FLOAT_FIELDS)
+_LOST_BEFORE = "WorkerLost:"
+"""How the last error of an attempt lost with its worker starts (`jobs.decide_lost`): read
+only in hashes stored before `last_outcome` was (see `_row`)."""
 
 Hash = Mapping[str, str]
 """A job hash as read: field → value (text that is not UTF-8 has surrogates for the bytes
@@ -139,6 +143,10 @@ def _row(fields: Hash) -> dict[str, Any]:
     `UnreadableText`. A value that does not convert is left as it is, for `job_from_row`
     to name."""
     row: dict[str, Any] = {name: fields.get(name) for name in _JOB_FIELDS}
+    if row["last_outcome"] is None and (
+        row["last_error"] is not None or row["state"] == "succeeded"
+    ):
+        row["last_outcome"] = _outcome_before(row)  # stored by older code
     if not all(map(str.isascii, fields.values())):  # one pass in C for the usual case
         for name in _TEXT_FIELDS:
             value = row[name]
@@ -153,6 +161,20 @@ def _row(fields: Hash) -> dict[str, Any]:
     except (TypeError, ValueError):
         _convert_each(row)
     return row
+
+
+def _outcome_before(row: Mapping[str, Any]) -> str:
+    """The last outcome of a hash that succeeded or has an error but no outcome: stored by
+    older code (the scripts write an outcome with each success and each error, but when
+    acquire.lua fails a hash it cannot read before it runs). Read as the SQL stores'
+    migrations fill it in: succeeded if the task did; else from its last error, which its
+    last attempt that counted wrote: a lost attempt's error (`jobs.decide_lost`) means
+    lost, so the task stays a suspect across the upgrade as older code held it
+    (`afterward.worker.loop`); any other error means failed."""
+    if row["state"] == "succeeded":
+        return "succeeded"
+    error = row["last_error"]
+    return "lost" if isinstance(error, str) and error.startswith(_LOST_BEFORE) else "failed"
 
 
 def _convert_each(row: dict[str, Any]) -> None:

@@ -279,6 +279,7 @@ class SQLiteStore:
             "retry_at": failure.retry_at,
             "error": failure.error,
             "live": live,
+            "outcome": outcome,
         }
         if conn.execute(_QUERIES["fail"], params).fetchone() is None:
             return False
@@ -502,10 +503,11 @@ def _spoil(
             "owner": _key(row["lease_owner"]) if owner is None else owner,
             "now": now,
             "error": error.reason,
+            "outcome": outcome,
         }
         if conn.execute(_QUERIES["spoil_job"], params).rowcount:
             failed += 1
-            attempt = {"shown": row["id"], "number": row["attempts"], "outcome": outcome}
+            attempt = {"shown": row["id"], "number": row["attempts"]}
             conn.execute(_QUERIES["spoil_attempt"], params | attempt)
         error.log_failed(row["id"])
     return failed

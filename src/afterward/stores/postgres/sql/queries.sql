@@ -174,7 +174,8 @@ WITH picked AS (
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
         j.max_attempts, j.options::text, j.chain_id, j.prev_id, j.next_id, j.unique_key,
-        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
+        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error,
+        j.last_outcome
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
     SELECT id, attempts, %(worker)s, %(now)s FROM taken
@@ -203,7 +204,8 @@ WITH picked AS (
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
         j.max_attempts, j.options::text, j.chain_id, j.prev_id, j.next_id, j.unique_key,
-        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error
+        j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error,
+        j.last_outcome
 ), opened AS (
     INSERT INTO afterward_attempts (job_id, number, worker, started_at)
     SELECT id, attempts, %(worker)s, %(now)s FROM taken
@@ -218,7 +220,7 @@ SELECT taken.* FROM taken, relaxed ORDER BY priority DESC, run_at, id COLLATE "C
 WITH spoiled AS (
     UPDATE afterward_jobs AS j
     SET state = 'failed', finished_at = %(now)s, last_error = s.error,
-        lease_owner = NULL, lease_expires_at = NULL
+        last_outcome = %(outcome)s, lease_owner = NULL, lease_expires_at = NULL
     FROM unnest(%(ids)s::text[], %(owners)s::text[], %(errors)s::text[]) AS s(id, owner, error)
     WHERE j.id = s.id AND j.state = 'running' AND j.lease_owner = s.owner
     RETURNING j.id, j.attempts, s.error
@@ -272,7 +274,8 @@ WITH wanted AS (
     FOR UPDATE OF j
 ), done AS (
     UPDATE afterward_jobs AS j
-    SET state = 'succeeded', finished_at = %(now)s, lease_owner = NULL, lease_expires_at = NULL
+    SET state = 'succeeded', finished_at = %(now)s, last_outcome = 'succeeded',
+        lease_owner = NULL, lease_expires_at = NULL
     FROM wanted, locked
     WHERE j.id = wanted.id AND j.id = locked.id AND j.state = 'running'
       AND j.lease_owner = %(worker)s AND j.attempts = wanted.attempt
@@ -306,7 +309,8 @@ WITH failed AS (
                      WHEN %(retry_at)s > %(now)s THEN 'scheduled' ELSE 'queued' END,
         run_at = coalesce(%(retry_at)s, run_at),
         finished_at = CASE WHEN %(retry_at)s IS NULL THEN %(now)s END,
-        last_error = %(error)s, lease_owner = NULL, lease_expires_at = NULL
+        last_error = %(error)s, last_outcome = %(outcome)s,
+        lease_owner = NULL, lease_expires_at = NULL
     WHERE id = %(id)s AND state = 'running' AND lease_owner = %(worker)s
       AND attempts = %(attempt)s AND (NOT %(live)s OR lease_expires_at >= %(now)s)
     RETURNING id, attempts
@@ -322,7 +326,8 @@ SELECT (SELECT count(*) FROM woken) AS woken FROM failed;
 
 -- name: release
 -- Hand a worker's running tasks back without spending an attempt, close those attempts,
--- and forget its reservations among the given tasks it has not started.
+-- and forget its reservations among the given tasks it has not started. last_outcome
+-- stays: a hand-back does not count (see `Job.last_outcome`).
 WITH handed AS (
     UPDATE afterward_jobs
     SET state = 'queued', max_attempts = max_attempts + 1,
@@ -359,7 +364,7 @@ SELECT DISTINCT lease_owner FROM afterward_jobs WHERE lease_owner IS NOT NULL;
 -- Running tasks whose lease expired or whose holder is known dead, locked for recovery.
 SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
     chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
-    finished_at, last_error
+    finished_at, last_error, last_outcome
 FROM afterward_jobs
 WHERE state = 'running'
   AND (lease_expires_at < %(now)s OR lease_owner = ANY(%(dead)s::text[]))
@@ -370,6 +375,7 @@ FOR UPDATE SKIP LOCKED;
 SELECT j.id, j.function, j.payload, j.queue, j.state, j.priority, j.run_at, j.attempts,
     j.max_attempts, j.options, j.chain_id, j.prev_id, j.next_id, j.unique_key,
     j.lease_owner, j.lease_expires_at, j.created_at, j.finished_at, j.last_error,
+    j.last_outcome,
     (
         SELECT coalesce(json_agg(a ORDER BY a.number), '[]'::json)
         FROM afterward_attempts AS a WHERE a.job_id = j.id
@@ -380,7 +386,7 @@ FROM afterward_jobs AS j WHERE j.id = %(id)s;
 -- One task, locked until the end of the transaction (cancel, retry).
 SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
     chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
-    finished_at, last_error
+    finished_at, last_error, last_outcome
 FROM afterward_jobs WHERE id = %(id)s FOR UPDATE;
 
 -- name: set_state
@@ -402,7 +408,7 @@ WHERE id = %(id)s AND state IN ('failed', 'cancelled');
 -- Tasks matching a filter, newest first.
 SELECT id, function, payload, queue, state, priority, run_at, attempts, max_attempts, options,
     chain_id, prev_id, next_id, unique_key, lease_owner, lease_expires_at, created_at,
-    finished_at, last_error
+    finished_at, last_error, last_outcome
 FROM afterward_jobs
 WHERE (%(states)s::text[] IS NULL OR state = ANY(%(states)s::text[]))
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)

@@ -24,7 +24,8 @@ CREATE TABLE afterward_jobs (
     lease_expires_at DOUBLE PRECISION,
     created_at       DOUBLE PRECISION NOT NULL,
     finished_at      DOUBLE PRECISION,
-    last_error       TEXT
+    last_error       TEXT,
+    last_outcome     TEXT CHECK (last_outcome IN ('succeeded', 'failed', 'lost', 'released'))
 );
 
 CREATE INDEX afterward_jobs_due ON afterward_jobs (priority DESC, run_at, id COLLATE "C")

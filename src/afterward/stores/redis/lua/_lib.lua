@@ -240,11 +240,15 @@ local function close_attempt(id, number, now_s, outcome, err, traceback)
 end
 
 -- Fail for good a job whose hash cannot be read (`reason`, a CorruptRow line), running or
--- not; a running one's attempt ends as `outcome`. Only the fields that name its index
--- entries (state, queue, priority) are used, as the strings they are.
+-- not; a running one's attempt ends as `outcome` (its last_outcome too). Only the fields
+-- that name its index entries (state, queue, priority) are used, as the strings they are.
 local function spoil(j, now_s, reason, outcome)
   local running = j.state == 'running'
-  save(j, unleased({state = 'failed', finished_at = now_s, last_error = reason}))
+  local changes = unleased({state = 'failed', finished_at = now_s, last_error = reason})
+  if running then
+    changes.last_outcome = outcome
+  end
+  save(j, changes)
   if running then
     close_attempt(j.id, j.attempts, now_s, outcome, reason, nil)
   end

@@ -9,7 +9,8 @@ for i = 4, #ARGV - 1, 2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
   local j = load(id)
   if held(j, worker, attempt, now, 'live') then
-    save(j, unleased({state = 'succeeded', finished_at = now_s}))
+    local changes = {state = 'succeeded', finished_at = now_s, last_outcome = 'succeeded'}
+    save(j, unleased(changes))
     close_attempt(id, attempt, now_s, 'succeeded')
     release_waiting(j.next_id, now)
     done[#done + 1] = id

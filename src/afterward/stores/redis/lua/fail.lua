@@ -1,5 +1,6 @@
--- fail: record a failed (or lost) attempt (fenced). No retry_at: failed for good;
--- retry_at after now: scheduled then; otherwise queued at once.
+-- fail: record a failed (or lost) attempt (fenced); `outcome` becomes the task's
+-- last_outcome. No retry_at: failed for good; retry_at after now: scheduled then;
+-- otherwise queued at once.
 -- ARGV: prefix, now, id, worker, attempt, mode, outcome, error, traceback, retry_at ('' =
 -- none). mode 'live' (a worker reporting) requires an unexpired lease; recovery passes
 -- 'expired' (the lease must have run out) or 'any' (the holder is known dead).
@@ -11,7 +12,7 @@ local j = load(id)
 if not held(j, worker, attempt, now, mode) then
   return 0
 end
-local changes = unleased({last_error = err})
+local changes = unleased({last_error = err, last_outcome = outcome})
 if retry_at == '' then
   changes.state = 'failed'
   changes.finished_at = now_s

@@ -1,6 +1,7 @@
 -- release: hand the worker's running tasks among `ids` back to the queue without
 -- spending their attempt (budget + 1, attempt outcome 'released'), if it still holds an
--- unexpired lease on them; and drop its reservations among `ids`.
+-- unexpired lease on them; and drop its reservations among `ids`. The task's last_outcome
+-- stays: a hand-back does not count (see `Job.last_outcome`).
 -- ARGV: prefix, now, worker, ids... Returns how many running tasks were handed back.
 local now_s, worker = ARGV[2], ARGV[3]
 local now = tonumber(now_s)

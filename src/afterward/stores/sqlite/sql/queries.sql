@@ -62,10 +62,10 @@ SET finished_at = :now, outcome = :outcome, error = :error, traceback = :traceba
 WHERE job_id = :job_id AND number = :number;
 
 -- name: spoil_job
--- Fail for good a running task whose row cannot be read (:error says why). The id and owner
--- are cast: a row whose id is not UTF-8 is found by its bytes.
+-- Fail for good a running task whose row cannot be read (:error says why); its attempt ends
+-- as :outcome. The id and owner are cast: a row whose id is not UTF-8 is found by its bytes.
 UPDATE afterward_jobs
-SET state = 'failed', finished_at = :now, last_error = :error,
+SET state = 'failed', finished_at = :now, last_error = :error, last_outcome = :outcome,
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = CAST(:id AS TEXT) AND state = 'running' AND lease_owner = CAST(:owner AS TEXT);
 
@@ -87,7 +87,8 @@ RETURNING id;
 -- name: complete
 -- Mark a task succeeded if the worker still holds its current lease.
 UPDATE afterward_jobs
-SET state = 'succeeded', finished_at = :now, lease_owner = NULL, lease_expires_at = NULL
+SET state = 'succeeded', finished_at = :now, last_outcome = 'succeeded',
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_owner = :worker AND attempts = :attempt
   AND lease_expires_at >= :now
 RETURNING next_id;
@@ -100,20 +101,22 @@ WHERE id = :id AND state = 'waiting';
 
 -- name: fail
 -- Record a failed attempt: scheduled for :retry_at (queued when that is not in the future,
--- as after a lost lease), or failed when it is NULL.
+-- as after a lost lease), or failed when it is NULL; it ended as :outcome (failed, lost).
 -- :live requires an unexpired lease (a worker reporting); recovery passes 0.
 UPDATE afterward_jobs
 SET state = CASE WHEN :retry_at IS NULL THEN 'failed'
                  WHEN :retry_at > :now THEN 'scheduled' ELSE 'queued' END,
     run_at = COALESCE(:retry_at, run_at),
     finished_at = CASE WHEN :retry_at IS NULL THEN :now END,
-    last_error = :error, lease_owner = NULL, lease_expires_at = NULL
+    last_error = :error, last_outcome = :outcome,
+    lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :id AND state = 'running' AND lease_owner = :worker AND attempts = :attempt
   AND (NOT :live OR lease_expires_at >= :now)
 RETURNING id;
 
 -- name: release_running
--- Hand a worker's running tasks back without spending an attempt.
+-- Hand a worker's running tasks back without spending an attempt (last_outcome stays: a
+-- hand-back does not count, see `Job.last_outcome`).
 UPDATE afterward_jobs
 SET state = 'queued', max_attempts = max_attempts + 1,
     lease_owner = NULL, lease_expires_at = NULL

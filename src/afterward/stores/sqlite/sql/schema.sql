@@ -20,7 +20,8 @@ CREATE TABLE afterward_jobs (
     lease_expires_at REAL,
     created_at       REAL NOT NULL,
     finished_at      REAL,
-    last_error       TEXT
+    last_error       TEXT,
+    last_outcome     TEXT
 );
 
 CREATE INDEX afterward_jobs_due ON afterward_jobs (priority DESC, run_at, id)
