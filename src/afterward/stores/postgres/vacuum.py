@@ -5,9 +5,9 @@ attempt, so a busy queue leaves dead row versions behind at the rate it runs tas
 autovacuum on (PostgreSQL's default), migration 0003 asks it to come at 2 % dead rows
 rather than 20 %, and nothing here runs. A server with autovacuum off (some test and
 embedded set-ups) never cleans them: the due-task index fills with dead entries and every
-acquire walks them, slower and slower over a long run (docs/memory.md). There, the store runs ``VACUUM (ANALYZE)`` itself when enough rows
-are dead, from one process at a time (an advisory lock) and in the background, so lease
-renewals never wait for it.
+acquire walks them, slower and slower over a long run (docs/memory.md). There, the store
+runs ``VACUUM (ANALYZE)`` itself when enough rows are dead, from one process at a time (an
+advisory lock) and in the background, so lease renewals never wait for it.
 """
 
 from __future__ import annotations
