@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from afterward.stores.sqlite.connection import BUSY_TIMEOUT_S, begin_immediate
+from afterward.stores.sqlite.transactions import BUSY_TIMEOUT_S, begin_immediate
 
 
 def _connect(path: Path) -> sqlite3.Connection:

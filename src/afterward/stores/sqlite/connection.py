@@ -1,13 +1,13 @@
-"""One SQLite connection shared by a store: opening, migrating, transactions, threads.
+"""One SQLite connection shared by a store: opening, migrating, group commits, threads.
 
 Statements run under a lock in a worker thread, so no event loop waits on disk and the
 connection can serve any loop. The connection and its threads close when the loop that
 opened them shuts down (`afterward.loops`), and open again at the next call.
 
 Writes are *group-committed*: the writes that arrive while one transaction is being
-committed wait, then share the next ``BEGIN IMMEDIATE``
-transaction (each in its own savepoint, so one that raises leaves the others intact) and
-its one fsync. SQLite serializes those transactions across processes.
+committed wait, then share the next ``BEGIN IMMEDIATE`` transaction (each in its own
+savepoint, so one that raises leaves the others intact) and its one fsync. SQLite
+serializes those transactions across processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import concurrent.futures
 import sqlite3
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -28,14 +27,9 @@ from ...errors import SchemaTooNew, StoreError
 from ...loops import at_shutdown
 from ..rows import UnreadableText
 from ..sql_files import load_migrations, load_schema
+from .transactions import BUSY_TIMEOUT_S, execute_script, retry_while_busy, transaction
 
-__all__ = [
-    "SQLiteConnection",
-    "execute_script",
-    "lenient_text",
-    "path_from_url",
-    "transaction",
-]
+__all__ = ["SQLiteConnection", "lenient_text", "path_from_url"]
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -96,54 +90,6 @@ def _lenient_text(raw: bytes) -> str:
         return raw.decode()
     except UnicodeDecodeError:
         return UnreadableText.of(raw)
-
-
-BUSY_TIMEOUT_S = 30.0
-"""How long a statement waits for another process's lock before "database is locked"."""
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
-    begin_immediate(conn)
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-def begin_immediate(conn: sqlite3.Connection, *, within: float = BUSY_TIMEOUT_S) -> None:
-    """``BEGIN IMMEDIATE``, retried every 50 µs to 2 ms while another process writes.
-
-    SQLite's own busy handler sleeps milliseconds between tries, far longer than another
-    process's write transaction holds the lock, so workers sharing a file would spend
-    most of their time asleep. Here the wait is ours and short; other statements keep the
-    handler: the busy timeout goes back to `BUSY_TIMEOUT_S`, the one every store
-    connection opens with. (Measured in bench/analysis.md.)
-    """
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        deadline = time.monotonic() + within
-        delay = 0.00005
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.002)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    # SQLITE_BUSY ("database is locked") passes; SQLITE_LOCKED, a conflict inside this
-    # connection, would not pass by waiting.
-    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 class SQLiteConnection:
@@ -344,10 +290,10 @@ class SQLiteConnection:
                 conn.row_factory = _dict_row
                 if not create:
                     self._check_exists(conn)
-                _retry_while_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                retry_while_busy(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute(f"PRAGMA synchronous={self._synchronous}")
                 self._synchronous_now = self._synchronous
-                _retry_while_busy(lambda: self._migrate(conn))
+                retry_while_busy(lambda: self._migrate(conn))
             except BaseException as exc:
                 conn.close()
                 if isinstance(exc, sqlite3.Error):
@@ -434,37 +380,3 @@ def _set_outcomes(settled: list[tuple[asyncio.Future[Any], Any]]) -> None:
             future.set_result(result)
         else:
             future.set_exception(error)
-
-
-def _retry_while_busy(step: Callable[[], object], *, within: float = BUSY_TIMEOUT_S) -> None:
-    """Run `step`, again while another process holds the lock, for up to `within` seconds.
-
-    Switching a new file to WAL needs an exclusive lock, and SQLite answers "database is
-    locked" at once, without its busy handler, when processes race to open a new file.
-    """
-    deadline = time.monotonic() + within
-    delay = 0.005
-    while True:
-        try:
-            step()
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
-
-
-def execute_script(conn: sqlite3.Connection, script: str) -> None:
-    """Run each statement of `script` inside the current transaction.
-
-    (`executescript` would commit first, breaking the migration's lock.)
-    """
-    statement = ""
-    for line in script.splitlines():
-        if line.lstrip().startswith("--"):
-            continue
-        statement += line + "\n"
-        if sqlite3.complete_statement(statement):
-            conn.execute(statement)
-            statement = ""
