@@ -47,10 +47,12 @@ class Home:
         """Await `call()` at home: here, or on the home loop if it runs elsewhere. This
         loop becomes home if there is none (or the old one no longer runs)."""
         here = asyncio.get_running_loop()
-        with self._lock:
-            loop = self._loop
-            if loop is not here and (loop is None or not loop.is_running()):
-                loop = self._settle(here)
+        loop = self._loop
+        if loop is not here:  # the common case (a request on the server's loop) takes no lock
+            with self._lock:
+                loop = self._loop
+                if loop is not here and (loop is None or not loop.is_running()):
+                    loop = self._settle(here)
         if loop is here:
             return await self._at_home(call)
         done = asyncio.run_coroutine_threadsafe(self._at_home(call), loop)
@@ -69,7 +71,7 @@ class Home:
 
     async def _at_home(self, call: Callable[[], Awaitable[T]]) -> T:
         arrival = self._arrival
-        if arrival is not None and not (arrival.done() and arrival.exception() is None):
+        if arrival is not None:
             try:
                 await asyncio.shield(arrival)
             except Exception:
@@ -77,6 +79,8 @@ class Home:
                     if self._arrival is arrival:  # the next call tries again
                         self._forget()
                 raise
+            if self._arrival is arrival:
+                self._arrival = None  # arrived: later calls go straight on
         return await call()
 
     def _settle(self, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:

@@ -83,6 +83,4 @@ async def absorbing_cancel(step: Awaitable[object]) -> bool:
                 task.uncancel()
             cancelled = True
             continue
-        except TimeoutError:
-            pass
         return cancelled

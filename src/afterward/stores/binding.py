@@ -11,6 +11,7 @@ another loop's call is refused: an app sends its calls to its own loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -118,8 +119,13 @@ class LoopBound(Generic[R]):
                 opening.cancel()
             return
         await absorbing_cancel(self._interrupt(resource))
-        await absorbing_cancel(asyncio.wait_for(self._idle.wait(), self._grace))
+        await absorbing_cancel(self._calls_done())
         await absorbing_cancel(self._disconnect(resource))
+
+    async def _calls_done(self) -> None:
+        """Until the calls under way have returned, or the grace period is over."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), self._grace)
 
     async def close(self) -> None:
         """Stop accepting calls and close the connections (idempotent)."""

@@ -123,8 +123,7 @@ class SQLiteConnection:
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` with the connection in a worker thread; SQLite errors → StoreError."""
-        if self._conn is None and self._wanted:
-            await self.open()
+        await self._reopen_if_shut()
         return await asyncio.to_thread(self._locked, fn)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
@@ -140,8 +139,7 @@ class SQLiteConnection:
         order), so it is only for changes whose loss repeats work but loses none: taking
         a task (it then runs again) and renewing a lease.
         """
-        if self._writer is None and self._wanted:
-            await self.open()
+        await self._reopen_if_shut()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._writes_lock:
@@ -339,6 +337,11 @@ class SQLiteConnection:
                     if migration.version > version:
                         execute_script(conn, migration.sql)
             conn.execute(f"PRAGMA user_version = {latest:d}")
+
+    async def _reopen_if_shut(self) -> None:
+        """Open again a connection its loop's shutdown closed (not one `close` closed)."""
+        if self._conn is None and self._wanted:
+            await self.open()
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
