@@ -142,6 +142,59 @@ def _connection_class(store: Store) -> Any:
     return connection.client.connection_pool.connection_class
 
 
+async def test_tasks_travel_to_the_hash_as_given(url: str, rs: Store, clock: Clock) -> None:
+    # Given tasks whose text holds what a JSON batch escapes or must carry unchanged:
+    # quotes, backslashes, NUL and control characters, non-ASCII, long text and spaces,
+    # in every field, the id too
+    printable = 'q"\\ é✓😀 ["x"] {}'  # a queue's or a function's name
+    odd = printable + "\x00\x01\x1f\x7f\n\t"
+    first = new_job(payload=f'{{"args":["a b", {odd!r}],"kwargs":{{}}}}' + " " * 9000)
+    chain = new_chain(2, queue="two words " + printable, function="app.tasks." + printable)
+    jobs = [
+        first,
+        new_job(priority=-2_147_483_647, run_at=clock() - 0.1234567890123, unique_key=""),
+        new_job(id="task " + printable, unique_key=odd, options={"max_attempts": 3, "note": odd}),
+        *chain,
+    ]
+    # When they are enqueued as one batch
+    ids = await rs.enqueue(jobs, now=clock())
+    # Then each reads back as given
+    assert ids == [job.id for job in jobs]
+    for job in jobs:
+        stored = await rs.get(job.id)
+        got = (stored.function, stored.payload, stored.queue, stored.priority, stored.options)
+        assert got == (job.function, job.payload, job.queue, job.priority, job.options)
+        assert (stored.unique_key, stored.chain_id, stored.prev_id) == (
+            job.unique_key,
+            job.chain_id,
+            job.prev_id,
+        )
+    # And the hashes hold the strings older code wrote: times exact, absent fields absent
+    raw = _sync_client()
+    try:
+        fields = raw.hgetall(f"{_prefix(url)}:job:{jobs[1].id}")
+    finally:
+        raw.close()
+    assert jobs[1].run_at is not None
+    assert fields["run_at"] == repr(jobs[1].run_at)
+    assert (fields["priority"], fields["unique_key"]) == ("-2147483647", "")
+    assert not {"chain_id", "prev_id", "next_id"} & fields.keys()
+    # And they complete by their ids and attempts
+    taken = await rs.acquire("w1", now=clock(), lease=LEASE, limit=len(jobs))
+    attempts = [(job.id, job.attempts) for job in taken]
+    done, _ = await rs.complete_and_acquire("w1", attempts, now=clock(), lease=LEASE, limit=0)
+    assert done == {job.id for job in taken} == {job.id for job in jobs[:4]}
+
+
+async def test_text_with_surrogates_is_refused(rs: Store, clock: Clock) -> None:
+    # Given a task whose payload has a lone surrogate (not text UTF-8 can carry)
+    job = new_job(payload='{"args": ["\udc80"], "kwargs": {}}')
+    # When it is enqueued, Then it is refused and nothing is stored
+    with pytest.raises(UnicodeEncodeError):
+        await rs.enqueue([job, new_job()], now=clock())
+    assert await rs.counts() == {}
+
+
 async def test_no_key_is_written_outside_the_prefix(tmp_path: Path, clock: Clock) -> None:
     # Given a store on a database of its own (index 9 of the test server)
     require_server("redis")

@@ -51,6 +51,9 @@ _LOST_BEFORE = "WorkerLost:"
 """How the last error of an attempt lost with its worker starts (`jobs.decide_lost`): read
 only in hashes stored before `last_outcome` was (see `_row`)."""
 
+_BATCH = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+"""`encode_jobs`'s encoder: compact, text as it is (see there)."""
+
 Hash = Mapping[str, str]
 """A job hash as read: field → value (text that is not UTF-8 has surrogates for the bytes
 that are not, see `afterward.stores.redis.connection`)."""
@@ -61,28 +64,36 @@ def stamp(seconds: float) -> str:
     return repr(float(seconds))
 
 
-def encode_jobs(jobs: Sequence[NewJob]) -> list[str]:
-    """New jobs as enqueue.lua reads them: 11 strings per job, no JSON to decode.
+def encode_jobs(jobs: Sequence[NewJob]) -> str:
+    """New jobs as enqueue.lua reads them: one JSON array holding an array of 11 strings
+    per job, so that a batch is one script argument whatever its size, encoded in one C
+    call (the script decodes it with ``cjson``). It costs the client less than 11
+    arguments per job, even packed by hiredis (`connection`), and nothing per argument
+    where a connection packs in Python (redis-py's own packer: about 0.4 µs an argument).
 
     Absent values are ``''`` (a time or an id is never empty); a unique key is sent as
-    ``'='`` + the key, so that an empty key stays a key.
+    ``'='`` + the key, so that an empty key stays a key. Text is not escaped to ASCII: the
+    client encodes the whole text strictly, so that text with surrogates is refused as it
+    is in any other argument.
     """
-    flat: list[str] = []
-    for job, options in zip(jobs, options_texts(jobs), strict=True):
-        flat += (
-            job.id,
-            job.function,
-            job.payload,
-            job.queue,
-            str(int(job.priority)),
-            "" if job.run_at is None else stamp(job.run_at),
-            str(int(job.max_attempts)),
-            options,
-            job.chain_id or "",
-            job.prev_id or "",
-            "" if job.unique_key is None else "=" + job.unique_key,
-        )
-    return flat
+    return _BATCH.encode(
+        [
+            (
+                job.id,
+                job.function,
+                job.payload,
+                job.queue,
+                str(int(job.priority)),
+                "" if job.run_at is None else stamp(job.run_at),
+                str(int(job.max_attempts)),
+                options,
+                job.chain_id or "",
+                job.prev_id or "",
+                "" if job.unique_key is None else "=" + job.unique_key,
+            )
+            for job, options in zip(jobs, options_texts(jobs), strict=True)
+        ]
+    )
 
 
 def _pairs(flat: Sequence[str]) -> dict[str, str]:

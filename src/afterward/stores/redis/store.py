@@ -178,7 +178,7 @@ class RedisStore:
         if not jobs:
             return []
         args = [stamp(now), reserve_for or "", stamp(now + lease)]
-        ids = await self._call(self._script("enqueue", *args, *encode_jobs(jobs)))
+        ids = await self._call(self._script("enqueue", *args, encode_jobs(jobs)))
         return [str(i) for i in ids]
 
     async def acquire(

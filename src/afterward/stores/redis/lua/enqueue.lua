@@ -1,7 +1,10 @@
 -- enqueue: store a batch of tasks (chains, unique keys, one reservation) atomically.
--- ARGV: prefix, now, reserve_for ('' for none), reservation expiry, then 11 strings per
--- task in the order of FIELDS below. run_at, chain_id and prev_id are '' when absent
--- (a time or an id is never empty); unique_key is '' when absent, else '=' .. the key.
+-- ARGV: prefix, now, reserve_for ('' for none), reservation expiry, then the tasks as one
+-- JSON array (afterward.stores.redis.hashes.encode_jobs) holding an array of 11 strings
+-- per task, in the order of FIELDS below: one argument for the batch, whatever its size.
+-- run_at, chain_id and prev_id are '' when absent (a time or an id is never empty);
+-- unique_key is '' when absent, else '=' .. the key. Every value is a string, so times
+-- are stored exactly as sent (cjson would turn a JSON number into a Lua number).
 -- Returns each task's id, or the id of the unfinished task already holding its unique key.
 local now_s, owner, expires = ARGV[2], ARGV[3], ARGV[4]
 local now = tonumber(now_s)
@@ -9,12 +12,11 @@ local FIELDS = {
   'id', 'function', 'payload', 'queue', 'priority', 'run_at', 'max_attempts', 'options',
   'chain_id', 'prev_id', 'unique_key',
 }
-local STRIDE = #FIELDS
 
-local function decode(at)
+local function decode(values)
   local job = {}
-  for k = 1, STRIDE do
-    local value = ARGV[at + k - 1]
+  for k = 1, #FIELDS do
+    local value = values[k]
     if value ~= '' then
       job[FIELDS[k]] = value
     end
@@ -27,8 +29,8 @@ end
 
 -- Check everything before writing anything: a script's writes cannot be rolled back.
 local ids, fresh, claimed, seen = {}, {}, {}, {}
-for at = 5, #ARGV, STRIDE do
-  local job = decode(at)
+for _, values in ipairs(cjson.decode(ARGV[5])) do
+  local job = decode(values)
   local holder = false
   if job.unique_key then
     holder = claimed[job.unique_key] or unique_holder(job.unique_key)
