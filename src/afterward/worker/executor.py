@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import inspect
 import traceback
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from types import FunctionType
 from typing import Any
 
 from ..errors import TimeLimitExceeded
+from .threads import Call, TaskThreads
 
 __all__ = ["Executor", "is_async_callable"]
 
@@ -22,9 +21,7 @@ class Executor:
     """Runs task functions with a time limit. One per process, shared by its runners."""
 
     def __init__(self, threads: int) -> None:
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="afterward-task")
-        self._overrunning: set[concurrent.futures.Future[Any]] = set()
-        """Calls of plain functions still running in their thread past their time limit."""
+        self._threads = TaskThreads(threads, "afterward-task")
 
     @property
     def stuck(self) -> int:
@@ -32,7 +29,7 @@ class Executor:
 
         Python cannot stop a thread: each is lost to the pool until its function returns.
         """
-        return len(self._overrunning)
+        return self._threads.overrunning
 
     async def call(
         self,
@@ -47,7 +44,7 @@ class Executor:
         keeps its thread until it returns (Python cannot stop a thread), but its attempt is
         failed at the limit; until it returns it is counted in `stuck`.
         """
-        in_thread: concurrent.futures.Future[Any] | None = None
+        in_thread: Call | None = None
         running: Awaitable[Any]
         if is_async_callable(func):
             # Awaited in the caller's task, not a task of its own: it starts at once, not a
@@ -56,8 +53,8 @@ class Executor:
         else:
             context = contextvars.copy_context()
             call = functools.partial(context.run, _freeing_on_error, func, *args, **kwargs)
-            in_thread = self._pool.submit(call)
-            running = asyncio.wrap_future(in_thread)
+            in_thread = self._threads.submit(call)
+            running = in_thread.future
         limit = asyncio.timeout(time_limit)
         try:
             async with limit:
@@ -66,10 +63,14 @@ class Executor:
             if not limit.expired():
                 raise  # the function's own TimeoutError
             if in_thread is not None:
-                self._note_overrun(in_thread)
+                self._threads.give_up(in_thread)
             raise _over(time_limit) from None
         except MemoryError as exc:
             traceback.clear_frames(exc.__traceback__)  # see `_freeing_on_error`
+            raise
+        except asyncio.CancelledError:
+            if in_thread is not None:
+                self._threads.cancel(in_thread)  # not started: it never will be
             raise
         if limit.expired():  # it swallowed the cancellation: the attempt still overran
             raise _over(time_limit)
@@ -78,17 +79,9 @@ class Executor:
             raise asyncio.CancelledError
         return result
 
-    def _note_overrun(self, in_thread: concurrent.futures.Future[Any]) -> None:
-        """Count `in_thread` as stuck while its function still runs (a call still waiting
-        for a free thread is simply cancelled)."""
-        if in_thread.cancel():
-            return
-        self._overrunning.add(in_thread)
-        in_thread.add_done_callback(self._overrunning.discard)
-
     def shutdown(self) -> None:
         """Stop accepting calls; threads still running finish on their own."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown()
 
 
 def is_async_callable(func: Any) -> bool:
