@@ -1,5 +1,7 @@
 """Connecting the Redis store: one loop's two pools and scripts, the key layout version,
-and a look at the server's durability settings."""
+and a look at the server's durability settings. The operations (`producing`, `taking`,
+`outcomes`, `recovery`, `inspection`, `admin`) each take the `Connection` of the loop
+they run on."""
 
 from __future__ import annotations
 
@@ -43,11 +45,22 @@ _POOL_WAIT = 30.0
 
 @dataclass
 class Connection:
-    """An open store's clients: `client` for everything, `waiter` for blocking waits."""
+    """An open store's clients: `client` for everything, `waiter` for blocking waits; its
+    key prefix, and its scripts."""
 
     client: Redis
     waiter: Redis
+    prefix: str
     scripts: dict[str, AsyncScript] = field(default_factory=dict)
+
+    def key(self, *parts: str) -> str:
+        """The key ``prefix:part:...``."""
+        return ":".join((self.prefix, *parts))
+
+    async def run_script(self, name: str, *args: str | int) -> Any:
+        """Run ``lua/<name>.lua`` with the prefix as its first argument (redis-py loads
+        it again on NOSCRIPT)."""
+        return await self.scripts[name](keys=[], args=[self.prefix, *args])
 
 
 class _HiredisPacking:
@@ -110,7 +123,7 @@ async def connect(target: RedisTarget) -> Connection:
     # A blocking wait outlives the socket timeout: the store bounds it with asyncio instead.
     waiter_pool.connection_kwargs["socket_timeout"] = None
     scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
-    return Connection(client, Redis(connection_pool=waiter_pool), scripts)
+    return Connection(client, Redis(connection_pool=waiter_pool), target.prefix, scripts)
 
 
 async def check_server(connection: Connection, target: RedisTarget, *, create: bool = True) -> None:
