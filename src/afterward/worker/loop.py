@@ -111,10 +111,10 @@ class WorkerLoop:
         return started
 
     async def _wait_for_work(self) -> None:
-        """Until new work may be due: the store's signal (at most `_SAFETY_POLL`), or
-        this process's `nudge` (see `Runner.watch`; the poll interval at most)."""
+        """Until new work may be due: this process's `nudge`, or the store's signal (at
+        most `_SAFETY_POLL`; without `Runner.watch`, the poll interval at most)."""
         if self._runner.watch:
-            await self._store.wait_for_work(_SAFETY_POLL)
+            await first(self._store.wait_for_work(_SAFETY_POLL), self._runner.nudged.wait())
         else:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._runner.nudged.wait(), self._poll)

@@ -93,7 +93,9 @@ class Runner:
         self._registry = registry
         self._rng = rng
         self._batches = Batches(store, worker_id, self.clock, settings.lease)
-        self.upkeep = Upkeep(store, worker_id, self.clock, settings, self.leases, self.health)
+        self.upkeep = Upkeep(
+            store, worker_id, self.clock, settings, self.leases, self.health, self.nudge
+        )
         """Renews the leases, takes back lost work (`maintain`)."""
         self._retire_when_stuck = retire_when_stuck
 

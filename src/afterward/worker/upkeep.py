@@ -37,6 +37,7 @@ class Upkeep:
         settings: Settings,
         leases: Leases,
         health: StoreHealth,
+        found_work: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._worker_id = worker_id
@@ -44,6 +45,9 @@ class Upkeep:
         self._settings = settings
         self._leases = leases
         self._health = health
+        self._found_work = found_work
+        """Called when this upkeep put tasks back in the queue: the store's signal of new
+        work may reach another waiting connection first (on Redis, a frozen worker's)."""
         self._busy_at = time.monotonic()
 
     def busy(self) -> None:
@@ -98,6 +102,7 @@ class Upkeep:
             return
         await self._store.release(self._worker_id, stale, now=self._clock())
         self._leases.drop(stale)
+        self._found_work()
         log.warning(
             "%d reserved task(s) were never started by their request (was its response "
             "cut short?); handed to the queue: %s",
@@ -110,5 +115,6 @@ class Upkeep:
         dead = dead_local_workers(await self._store.lease_holders())
         taken = await self._store.recover(now=self._clock(), dead_workers=dead)
         if taken:
+            self._found_work()
             log.warning("took back %d task(s) from dead or expired workers %s", taken, dead)
         return taken
