@@ -11,20 +11,12 @@ from typing import Any
 
 from redis._parsers.encoders import Encoder
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from ...errors import SchemaTooNew, StoreError
-
-try:
-    import hiredis
-
-    _HIREDIS = True
-except ImportError:  # redis-py installed without its hiredis extra: its own packer
-    _HIREDIS = False
 from .scripts import SCRIPT_NAMES, load_script
 from .target import RedisTarget, durability_warnings
 
@@ -63,22 +55,6 @@ class Connection:
         return await self.scripts[name](keys=[], args=[self.prefix, *args])
 
 
-class _HiredisPacking:
-    """Packs a command with hiredis's C packer, in one call. redis-py 8.2's asyncio
-    connection packs with hiredis too, but first encodes each argument in Python: a
-    worker's complete-and-acquire pipeline then packs in 15.9 µs instead of 6.9, and the
-    worker's store calls cost 3.4 µs more CPU per task (33.6 µs against 30.2)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        first = args[0]  # "CONFIG GET" is two arguments
-        if (isinstance(first, str) and " " in first) or (
-            isinstance(first, bytes) and b" " in first
-        ):
-            args = (*first.split(), *args[1:])
-        packed: bytes = hiredis.pack_command(args)
-        return [packed]
-
-
 class _LenientReplies(Encoder):
     """Replies decoded with ``surrogateescape`` (the pool's `encoding_errors`), commands
     encoded strictly. A value stored by hand that is not UTF-8 then reads as text with
@@ -99,7 +75,7 @@ def _pool(url: str, **options: Any) -> ConnectionPool:
     # No automatic retries: re-sending a script whose answer was lost could apply it twice.
     # A blocking pool: a burst of more calls than connections waits for one to come free
     # (redis-py's plain pool fails them with "Too many connections" instead).
-    pool = BlockingConnectionPool.from_url(
+    return BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
         encoding_errors="surrogateescape",
@@ -110,10 +86,6 @@ def _pool(url: str, **options: Any) -> ConnectionPool:
         timeout=_POOL_WAIT,
         **options,
     )
-    if _HIREDIS:  # the URL chose the class (TCP, TLS or a Unix socket)
-        base: type[AbstractConnection] = pool.connection_class
-        pool.connection_class = type(f"Packed{base.__name__}", (_HiredisPacking, base), {})
-    return pool
 
 
 async def connect(target: RedisTarget) -> Connection:
