@@ -50,6 +50,8 @@ VARIANTS = {
     "sqlite": ("bench.web_apps:afterward", "sqlite"),
     "postgres": ("bench.web_apps:afterward", "postgres"),
     "redis": ("bench.web_apps:afterward", "redis"),
+    "floor-commit": ("bench.web_floors:commit", "floor"),
+    "floor-durable": ("bench.web_floors:durable", "floor"),
 }
 PEERS = ("saq", "arq", "pgqueuer", "procrastinate", "rq")
 """Peers measured enqueueing inside the endpoint (each on its own kind of store)."""
@@ -59,6 +61,8 @@ LABELS = {
     "sqlite": "afterward, SQLite (synchronous=FULL)",
     "postgres": "afterward, PostgreSQL",
     "redis": "afterward, Redis",
+    "floor-commit": "floor: the endpoint and a durable commit of its tasks, none run (by hand)",
+    "floor-durable": "floor: FastAPI's BackgroundTasks, committed before, recorded after (by hand)",
     "saq": "SAQ enqueues in the endpoint (Redis), its worker beside",
     "arq": "arq enqueues in the endpoint (Redis), its worker beside",
     "pgqueuer": "PgQueuer enqueues in the endpoint (PostgreSQL), its worker beside",
@@ -198,10 +202,13 @@ def one_round(
     if variant in PEERS:
         return _peer_round(variant, tmp, seconds, connections, peer_workers)
     target, kind = VARIANTS[variant]
-    url = fresh_url(kind, tmp) if kind else None
+    url = fresh_url(kind, tmp) if kind not in (None, "floor") else None
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
     if url:
         env["AFTERWARD_URL"] = url
+    if kind == "floor":
+        floor_db = tmp / f"{variant}-{time.monotonic_ns()}.db"
+        env["AW_BENCH_FLOOR_DB"] = str(floor_db)
     try:
         proc, port = _serve([sys.executable, "-m", "uvicorn", target], env, tmp)
         try:
