@@ -186,7 +186,7 @@ WORKLOADS = (
     "web",
     "floors",
 )
-WEB_VARIANTS = ("none", "fastapi", "sqlite", "postgres", "redis")
+WEB_VARIANTS = ("none", "fastapi", "floor-commit", "floor-durable", "sqlite", "postgres", "redis")
 """afterward's endpoint variants; the peers that enqueue in the endpoint come after them."""
 
 

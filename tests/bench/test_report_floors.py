@@ -84,3 +84,19 @@ def test_twice_the_fastest_peers_endpoint_is_weighed_against_the_bare_endpoint()
 
 def test_nothing_measured_gives_no_table() -> None:
     assert floors(_data()) == []
+
+
+def test_parity_with_fastapi_is_weighed_against_the_durable_commit_floor() -> None:
+    # Given FastAPI's endpoint at 2,000 req/s and the same endpoint committing its tasks
+    # durably, running none, at 1,800
+    data = _data(
+        _run("web", "fastapi", "web", rps=2000.0),
+        _run("web", "floor-commit", "web", rps=1800.0),
+        _run("web", "sqlite", "web", rps=1200.0),
+    )
+    # When the floors are weighed
+    cells = _row(floors(data), "| the lesson's /tasks on SQLite: ≥ FastAPI")
+    # Then parity needs more than the floor serves: out of reach by the floor's share
+    assert cells[1] == "2,000 req/s"
+    assert cells[2].endswith("(`bench/web_floors.py`): 1,800 req/s")
+    assert cells[3] == "no: 0.90x of it"
