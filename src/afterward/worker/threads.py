@@ -4,6 +4,11 @@ A call goes to a thread through one queue and its outcome comes back to the call
 loop with one `call_soon_threadsafe`: no `concurrent.futures.Future` (with its condition
 variable and the callbacks that chain it to an asyncio future) per call, which is most of
 what a thread hop costs for a short task. Threads start as calls need them, up to the limit.
+
+The threads are daemons: a process that exits does not wait for them (a pool its owner
+never shut down would otherwise hold the interpreter at exit forever, and so would one
+stuck task). The runner stops them first on a graceful stop; a task cut short by the exit
+runs again, as after any crash.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class TaskThreads:
         self._calls.put(call)
         if start:
             threading.Thread(
-                target=self._work, name=f"{self._name}_{self._threads}", daemon=False
+                target=self._work, name=f"{self._name}_{self._threads}", daemon=True
             ).start()
         return call
 
