@@ -13,11 +13,11 @@ serializes those transactions across processes.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor  # now: a worker audits later imports
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +109,7 @@ class SQLiteConnection:
         self._writes: list[_Write[Any]] = []
         """Writes waiting for the next group commit (guarded by `_writes_lock`)."""
         self._writes_lock = threading.Lock()
-        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
         """The one thread that commits; busy while `_committing`."""
         self._committing = False
         self._wanted = False
@@ -301,9 +301,7 @@ class SQLiteConnection:
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             with self._writes_lock:
-                self._writer = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="afterward-sqlite-writer"
-                )
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="afterward-sqlite-writer")
             # Last: a concurrent `open` that sees the connection returns at once, so
             # everything else must be ready by then.
             self._conn = conn
