@@ -21,6 +21,7 @@ from typing import Any
 
 from afterward.calls.preparer import new_task_id
 from afterward.jobs import NewJob
+from afterward.options import StoredOptions
 from afterward.stores import store_from_url
 
 __all__ = [
@@ -137,7 +138,7 @@ async def _enqueue(url: str, queue: str) -> str:
         payload=json.dumps({"args": ["corrupt", 1], "kwargs": {}}),
         queue=queue,
         max_attempts=3,
-        options={"max_attempts": 3},
+        options=StoredOptions({"max_attempts": 3}),
     )
     store = store_from_url(url)
     await store.open()

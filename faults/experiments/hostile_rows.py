@@ -39,13 +39,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from afterward import Afterward, AfterwardError, Job, JobState
 from afterward.calls.preparer import new_task_id
+from afterward.errors import InvalidOption
 from afterward.jobs import NewJob
+from afterward.options import StoredOptions
 
 from .. import corrupt_rows
 from ..app import AUDIT_ENV, LIBRARY_ENV
@@ -313,10 +315,21 @@ def fuzz(count: int, folder: Path, seed: int = 8) -> list[Row]:
             priority=rng.choice(EXTREME_PRIORITIES) if rng.random() < 0.15 else 0,
             run_at=run_at,
             max_attempts=rng.choice([1, 2, 3] if runtime else [0, -1, 1, 5, 2**31 - 1]),
-            options=options,
         )
-        rows.append(Row(kind, job))
+        rows.append(Row(kind, _with_options(job, options)))
     return rows
+
+
+def _with_options(job: NewJob, options: dict[str, Any]) -> NewJob:
+    """`job` with `options`: checked as `add_task` checks them, or, where they would be
+    refused, set around that check (a row written by other code), for the store's own
+    check at enqueue to refuse."""
+    try:
+        checked = StoredOptions(options)
+    except InvalidOption:
+        object.__setattr__(job, "options", options)
+        return job
+    return replace(job, options=checked)
 
 
 async def _write(url: str, rows: list[Row]) -> tuple[list[Row], Counter[str]]:

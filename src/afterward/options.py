@@ -8,8 +8,9 @@ every store can hold: PostgreSQL keeps priorities and attempt counts in 32-bit i
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .errors import InvalidOption
@@ -19,6 +20,7 @@ __all__ = [
     "MAX_QUEUE_NAME",
     "PRIORITY_RANGE",
     "RETRY_NUMBERS",
+    "StoredOptions",
     "check_attempts",
     "check_option",
     "check_priority",
@@ -160,3 +162,41 @@ def _shown(value: object, limit: int = 60) -> str:
         digits = int(int.bit_length(value) * math.log10(2))  # type: ignore[arg-type]
         return f"an integer of about {digits} digits"
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+class StoredOptions(Mapping[str, Any]):
+    """The options a task is stored with, read-only: checked and encoded once, when made.
+
+    One is made per function (see `Preparer`) and shared by all its tasks, which is safe
+    only because nothing can change it; each store writes `text` as it is.
+    """
+
+    __slots__ = ("_values", "text")
+
+    def __init__(self, values: Mapping[str, Any] | None = None) -> None:
+        """:raises InvalidOption: a value no worker accepts (see `check_stored_options`)."""
+        values = {} if values is None else values
+        check_stored_options(values)
+        # Lists (redact's) kept as tuples: nothing inside can change either.
+        kept = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        object.__setattr__(self, "_values", kept)
+        object.__setattr__(self, "text", json.dumps(kept))
+
+    _values: dict[str, Any]
+    text: str
+    """The options as stored (JSON)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"StoredOptions are read-only: {name} cannot be set")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"StoredOptions({self._values!r})"

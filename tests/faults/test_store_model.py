@@ -40,6 +40,7 @@ from stores._helpers import complete
 
 from afterward.errors import InvalidTransition, StoreError, TaskNotFound
 from afterward.jobs import Failure, Job, JobState, NewJob, Outcome, decide_lost
+from afterward.options import StoredOptions
 from afterward.stores import Counts, JobFilter, Store, store_from_url
 
 pytestmark = pytest.mark.slow
@@ -185,7 +186,7 @@ def new_jobs(numbers: Sequence[int], spec: tuple[Any, ...], now: float) -> list[
             priority=priority,
             run_at=None if offset is None else now + offset,
             max_attempts=max_attempts,
-            options={"max_attempts": max_attempts},
+            options=StoredOptions({"max_attempts": max_attempts}),
             chain_id=ids[0] if length > 1 else None,
             prev_id=ids[n - 1] if n else None,
             unique_key=key if length == 1 else None,

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from afterward.cli import app as cli
 from afterward.cli._common import format_time
 from afterward.jobs import Failure, NewJob
+from afterward.options import StoredOptions
 from afterward.stores import store_from_url
 
 runner = CliRunner()
@@ -84,7 +85,7 @@ def put(
                 payload=payload or json.dumps({"args": [], "kwargs": {}}),
                 queue=queue,
                 max_attempts=1,
-                options={"max_attempts": 1, **(options or {})},
+                options=StoredOptions({"max_attempts": 1, **(options or {})}),
             )
             await store.enqueue([job], now=when)
             if error is not None:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from afterward import __version__
 from afterward.cli import app as cli
 from afterward.jobs import Failure, JobState, NewJob
+from afterward.options import StoredOptions
 from afterward.stores import JobFilter, store_from_url
 
 runner = CliRunner()
@@ -55,7 +56,7 @@ def fill(url: str, ids: list[str], *, fail: str | None = None, finished_at: floa
                     function="app.tasks:send",
                     payload=payload,
                     max_attempts=1,
-                    options={"max_attempts": 1, "redact": [1]},
+                    options=StoredOptions({"max_attempts": 1, "redact": [1]}),
                 )
                 await store.enqueue([job], now=now + n)
             for task_id in ids if finished_at else [fail] if fail else []:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from afterward.jobs import Failure, Job, NewJob
+from afterward.options import StoredOptions
 from afterward.stores import Store
 
 __all__ = [
@@ -51,6 +52,7 @@ def new_job(**kw: Any) -> NewJob:
         "options": {"max_attempts": max_attempts},
     }
     fields.update(kw)
+    fields["options"] = StoredOptions(fields["options"])
     return NewJob(**fields)
 
 

@@ -151,7 +151,7 @@ async def test_tasks_travel_to_the_hash_as_given(url: str, rs: Store, clock: Clo
     for job in jobs:
         stored = await rs.get(job.id)
         got = (stored.function, stored.payload, stored.queue, stored.priority, stored.options)
-        assert got == (job.function, job.payload, job.queue, job.priority, job.options)
+        assert got == (job.function, job.payload, job.queue, job.priority, dict(job.options))
         assert (stored.unique_key, stored.chain_id, stored.prev_id) == (
             job.unique_key,
             job.chain_id,

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from ..config import Settings
 from ..errors import ArgumentNotSerializable, FunctionNotImportable, TaskRefused
 from ..jobs import NewJob
+from ..options import StoredOptions
 from ..tasks import TaskRegistry, options_of
 from .in_memory import CallSite, record_not_durable, stand_in
 from .naming import Target
@@ -126,7 +127,7 @@ class Preparer:
             queue=options.get("queue", self._settings.default_queue),
             priority=options.get("priority", 0),
             max_attempts=int(stored["max_attempts"]),
-            options=stored,
+            options=StoredOptions(stored),
         )
         return _Template(job, target)
 
@@ -170,7 +171,7 @@ class Preparer:
             queue=job.queue,
             priority=job.priority,
             max_attempts=job.max_attempts,
-            options=job.options,  # shared by the calls of one function: never mutated
+            options=job.options,  # shared by the calls of one function: read-only
         )
 
     def _payload(
@@ -207,7 +208,7 @@ class Preparer:
             payload=encode_call(self._stand_in_name, (), kwargs),
             queue=self._settings.default_queue,
             max_attempts=1,
-            options=options,
+            options=StoredOptions(options),
         )
 
     def note_not_durable(

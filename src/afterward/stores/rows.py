@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +26,6 @@ __all__ = [
     "attempt_from_row",
     "job_from_row",
     "new_job_row",
-    "options_texts",
     "readable_job",
     "split_rows",
     "state_or_failed",
@@ -73,21 +72,8 @@ class UnreadableText(str):
         return text
 
 
-def options_texts(jobs: Sequence[NewJob]) -> list[str]:
-    """Each job's options as stored (JSON text). The jobs of one batch usually share one
-    options dict: each distinct dict is encoded once."""
-    encoded: dict[int, str] = {}
-    texts = []
-    for job in jobs:
-        text = encoded.get(id(job.options))
-        if text is None:
-            text = encoded[id(job.options)] = json.dumps(job.options)
-        texts.append(text)
-    return texts
-
-
-def new_job_row(job: NewJob, now: float, options: str) -> dict[str, Any]:
-    """The columns a new job is stored with (`options`: its options as stored)."""
+def new_job_row(job: NewJob, now: float) -> dict[str, Any]:
+    """The columns a new job is stored with."""
     state, run_at = job.start(now)
     return {
         "id": job.id,
@@ -98,7 +84,7 @@ def new_job_row(job: NewJob, now: float, options: str) -> dict[str, Any]:
         "priority": job.priority,
         "run_at": run_at,
         "max_attempts": job.max_attempts,
-        "options": options,
+        "options": job.options.text,
         "chain_id": job.chain_id,
         "prev_id": job.prev_id,
         "unique_key": job.unique_key,

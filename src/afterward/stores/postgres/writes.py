@@ -13,7 +13,7 @@ from psycopg.rows import DictRow, dict_row
 
 from ...errors import StoreError, TaskNotFound
 from ...jobs import Failure, Job, JobState, NewJob, check_transition, decide_lost
-from ..rows import CorruptRow, Row, new_job_row, options_texts, readable_job, split_rows
+from ..rows import CorruptRow, Row, new_job_row, readable_job, split_rows
 from .queries import QUERIES
 
 __all__ = [
@@ -76,7 +76,7 @@ async def insert_jobs(
     for _ in range(_UNIQUE_ROUNDS):
         batch = [jobs[i] for i in pending]
         if len(batch) == 1 and batch[0].chain_id is None and batch[0].prev_id is None:
-            row = new_job_row(batch[0], now, *options_texts(batch))
+            row = new_job_row(batch[0], now)
             query, params = QUERIES["insert_job"], {**row, **extra}
         else:
             query, params = QUERIES["insert_jobs"], {**columns(batch, now), **extra}
@@ -120,11 +120,13 @@ async def copy_jobs(
     next_of = _next_ids(jobs)
     cur = conn.cursor()
     async with cur.copy(QUERIES["copy_jobs"]) as copy:
-        for job, text in zip(jobs, options_texts(jobs), strict=True):
+        for job in jobs:
             state, run_at = job.start(now)
             task = (job.id, job.function, job.payload, job.queue, state.value, job.priority)
             links = (job.chain_id, job.prev_id, next_of.get(job.id))
-            await copy.write_row((*task, run_at, job.max_attempts, text, *links, *lease, now))
+            await copy.write_row(
+                (*task, run_at, job.max_attempts, job.options.text, *links, *lease, now)
+            )
     if owner is not None:
         return False
     await cur.execute(QUERIES["notify"], {"channel": extra["channel"]})
@@ -134,7 +136,7 @@ async def copy_jobs(
 def columns(jobs: Sequence[NewJob], now: float) -> dict[str, list[Any]]:
     """`jobs` as one list per column, for ``insert_jobs``'s ``unnest``."""
     next_of = _next_ids(jobs)
-    rows = [new_job_row(j, now, text) for j, text in zip(jobs, options_texts(jobs), strict=True)]
+    rows = [new_job_row(j, now) for j in jobs]
     lists = {
         param: [r[column] for r in rows]
         for param, column in (

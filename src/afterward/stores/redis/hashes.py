@@ -14,7 +14,6 @@ from ..rows import (
     UnreadableText,
     attempt_from_row,
     job_from_row,
-    options_texts,
     readable_job,
 )
 
@@ -86,12 +85,12 @@ def encode_jobs(jobs: Sequence[NewJob]) -> str:
                 str(int(job.priority)),
                 "" if job.run_at is None else stamp(job.run_at),
                 str(int(job.max_attempts)),
-                options,
+                job.options.text,
                 job.chain_id or "",
                 job.prev_id or "",
                 "" if job.unique_key is None else "=" + job.unique_key,
             )
-            for job, options in zip(jobs, options_texts(jobs), strict=True)
+            for job in jobs
         ]
     )
 

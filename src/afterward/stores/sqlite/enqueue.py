@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from ...jobs import NewJob
-from ..rows import new_job_row, options_texts
+from ..rows import new_job_row
 from .queries import QUERIES
 
 __all__ = ["insert_jobs"]
@@ -20,17 +20,12 @@ def insert_jobs(
     expires: float,
 ) -> list[str]:
     """Insert `jobs` (reserved for `reserve_for` until `expires`, if given); their ids."""
-    texts = options_texts(jobs)
-    return [
-        _insert(conn, job, text, now, reserve_for, expires)
-        for job, text in zip(jobs, texts, strict=True)
-    ]
+    return [_insert(conn, job, now, reserve_for, expires) for job in jobs]
 
 
 def _insert(
     conn: sqlite3.Connection,
     job: NewJob,
-    options: str,
     now: float,
     reserve_for: str | None,
     expires: float,
@@ -44,7 +39,7 @@ def _insert(
     conn.execute(
         QUERIES["insert_job"],
         {
-            **new_job_row(job, now, options),
+            **new_job_row(job, now),
             "lease_owner": reserve_for,
             "lease_expires_at": expires if reserve_for else None,
             "now": now,
