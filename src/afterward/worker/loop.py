@@ -11,7 +11,6 @@ it again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -80,14 +79,16 @@ class WorkerLoop:
                 if (jobs and not handed_back) or slots.startable():
                     continue
                 wake = (  # handed back: try again when our suspect is done
-                    asyncio.wait(
-                        set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
-                    )
+                    [
+                        asyncio.wait(
+                            set(self._suspects), timeout=self._poll, return_when="FIRST_COMPLETED"
+                        )
+                    ]
                     if handed_back and self._suspects
-                    else self._wait_for_work()
+                    else self._work_signals()
                 )
                 slots.freed.clear()
-                waits: list[Awaitable[Any]] = [stop.wait(), self._retiring.wait(), wake]
+                waits: list[Awaitable[Any]] = [stop.wait(), self._retiring.wait(), *wake]
                 if slots.ready:  # a turn for those
                     waits.append(slots.freed.wait())
                 await first(*waits, timeout=slots.patience_left())
@@ -110,14 +111,14 @@ class WorkerLoop:
                 task.add_done_callback(self._suspects.discard)
         return started
 
-    async def _wait_for_work(self) -> None:
-        """Until new work may be due: this process's `nudge`, or the store's signal (at
-        most `_SAFETY_POLL`; without `Runner.watch`, the poll interval at most)."""
+    def _work_signals(self) -> list[Awaitable[Any]]:
+        """What says new work may be due: this process's `nudge`, or the store's signal (at
+        most `_SAFETY_POLL`; without `Runner.watch`, the poll interval at most). The caller
+        waits for them beside its own events, in one `first`: each level of nesting would
+        cost the wake-up a few more turns of the event loop."""
         if self._runner.watch:
-            await first(self._store.wait_for_work(_SAFETY_POLL), self._runner.nudged.wait())
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._runner.nudged.wait(), self._poll)
+            return [self._store.wait_for_work(_SAFETY_POLL), self._runner.nudged.wait()]
+        return [self._runner.nudged.wait(), asyncio.sleep(self._poll)]
 
     @property
     def _poll(self) -> float:
