@@ -39,7 +39,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -327,9 +327,8 @@ def _with_options(job: NewJob, options: dict[str, Any]) -> NewJob:
     try:
         checked = StoredOptions(options)
     except InvalidOption:
-        object.__setattr__(job, "options", options)
-        return job
-    return replace(job, options=checked)
+        return job._replace(options=options)  # type: ignore[arg-type]
+    return job._replace(options=checked)
 
 
 async def _write(url: str, rows: list[Row]) -> tuple[list[Row], Counter[str]]:

@@ -20,12 +20,11 @@ A task behind a failed one stays `waiting`; retrying the failed task resumes the
 from __future__ import annotations
 
 import enum
-import math
 import random
 import traceback as traceback_module
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from .errors import InvalidOption, InvalidTransition
 from .options import (
@@ -101,40 +100,36 @@ def check_transition(state: JobState, operation: str, task_id: str) -> None:
         )
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class NewJob:
+class NewJob(NamedTuple):
     """A task to enqueue, as a value. `prev_id` links it behind the previous task of its
-    chain; `options` are shared by the tasks of one function (read-only)."""
+    chain; `options` are shared by the tasks of one function (read-only).
+
+    A named tuple rather than a frozen dataclass: it is made once per task on the enqueue
+    path, and a tuple is immutable without a guarded `__setattr__` for every field. Every
+    store's `enqueue` checks its values (`check_new_jobs`), a NaN `run_at` among them."""
 
     id: str
     function: str
     payload: str
+    max_attempts: int
     queue: str = "default"
     priority: int = 0
     run_at: float | None = None
-    max_attempts: int
-    options: StoredOptions = field(default_factory=StoredOptions)
+    options: StoredOptions = StoredOptions()
     chain_id: str | None = None
     prev_id: str | None = None
     unique_key: str | None = None
 
-    def __post_init__(self) -> None:
-        # NaN compares false with every time, so a NaN `run_at` would never become due
-        # and no store could order it; refuse it before any store sees it.
-        if self.run_at is not None and math.isnan(self.run_at):
-            raise ValueError(f"task {self.id}: run_at is NaN; give a time or None")
-
     def linked(self, chain_id: str, prev_id: str | None) -> NewJob:
-        """This task as a link of chain `chain_id`, behind `prev_id` (a new value; written
-        out rather than `dataclasses.replace`, which costs three times as much)."""
+        """This task as a link of chain `chain_id`, behind `prev_id` (a new value)."""
         return NewJob(
             id=self.id,
             function=self.function,
             payload=self.payload,
+            max_attempts=self.max_attempts,
             queue=self.queue,
             priority=self.priority,
             run_at=self.run_at,
-            max_attempts=self.max_attempts,
             options=self.options,
             chain_id=chain_id,
             prev_id=prev_id,
@@ -234,18 +229,32 @@ def check_new_jobs(jobs: Sequence[NewJob]) -> None:
     :raises InvalidOption: a value of the wrong type or out of range (named).
     :raises ValueError: a `unique_key` on a task of a chain.
     """
+    last: NewJob | None = None
     for job in jobs:
         if type(job.function) is not str or type(job.payload) is not str:
             raise InvalidOption(f"task {job.id}: function and payload must be text")
-        check_queue(job.queue)
-        check_priority(job.priority)
-        check_attempts(job.max_attempts)
+        if last is None or not _same_options(job, last):
+            check_queue(job.queue)
+            check_priority(job.priority)
+            check_attempts(job.max_attempts)
+            if type(job.options) is not StoredOptions:  # checked when made, unless swapped
+                check_stored_options(job.options)
+                raise InvalidOption(f"task {job.id}: options must be StoredOptions")
         if job.run_at is not None:
             check_time("run_at", job.run_at)
-        if type(job.options) is not StoredOptions:  # checked when made, unless swapped
-            check_stored_options(job.options)
-            raise InvalidOption(f"task {job.id}: options must be StoredOptions")
+        last = job
     check_unique_keys(jobs)
+
+
+def _same_options(job: NewJob, checked: NewJob) -> bool:
+    """Whether `job` holds the very objects of a task already checked (the tasks of one
+    function share them), so that the checks' verdict is the same."""
+    return (
+        job.options is checked.options
+        and job.queue is checked.queue
+        and job.priority is checked.priority
+        and job.max_attempts is checked.max_attempts
+    )
 
 
 def check_unique_keys(jobs: Sequence[NewJob]) -> None:

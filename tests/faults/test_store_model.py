@@ -202,7 +202,7 @@ def stored_as(job: NewJob, now: float, owner: str | None, expires: float) -> dic
         state = JobState.WAITING
     else:
         state = JobState.SCHEDULED if run_at > now else JobState.QUEUED
-    given = {name: getattr(job, name) for name in NewJob.__dataclass_fields__}
+    given = job._asdict()
     return {
         **given,
         "state": state,

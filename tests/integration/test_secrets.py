@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from dataclasses import replace
 from typing import Annotated
 
 from typer.testing import CliRunner
@@ -45,7 +44,7 @@ async def _given(store_url: str) -> tuple[str, str, str, Job]:
         job = afterward.prepare(send_reset_mail, ("a@example.com", TOKEN, dt.date.today()), {})
         payload = json.loads(job.payload)
         payload["args"][2] = f"not a date {TOKEN}"
-        job = replace(job, payload=json.dumps(payload))
+        job = job._replace(payload=json.dumps(payload))
         (broken,) = await afterward.store.enqueue([job], now=0.0)
         await drain(afterward, raise_on_failure=False)
         refused = await afterward.get(broken)

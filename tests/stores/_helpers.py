@@ -59,14 +59,10 @@ def new_job(**kw: Any) -> NewJob:
 def new_chain(length: int, **kw: Any) -> list[NewJob]:
     """`length` tasks linked one behind the other, sharing a chain id (the first's id)."""
     first = new_job(**kw)
-    jobs = [NewJob(**{**_fields(first), "chain_id": first.id})]
+    jobs = [first._replace(chain_id=first.id)]
     for _ in range(length - 1):
         jobs.append(new_job(chain_id=first.id, prev_id=jobs[-1].id, **kw))
     return jobs
-
-
-def _fields(job: NewJob) -> dict[str, Any]:
-    return {name: getattr(job, name) for name in NewJob.__dataclass_fields__}
 
 
 async def enqueue_one(store: Store, clock: Clock, **kw: Any) -> str:

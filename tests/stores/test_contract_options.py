@@ -4,6 +4,7 @@ the queue goes on."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"queue": "q" * 201}, "queue must be a name of 1 to"),
     ({"queue": "a\x1b[2Jb"}, "queue must be printable"),
     ({"run_at": "soon"}, "run_at must be a time in seconds"),
+    ({"run_at": math.nan}, "run_at must be a time in seconds"),
 ]
 
 
@@ -55,7 +57,4 @@ async def test_a_value_no_worker_accepts_is_refused_at_enqueue(
 
 def _bad_job(fields: dict[str, Any]) -> Any:
     """A task with `fields` set after it is made (a row written around `add_task`)."""
-    job = new_job()
-    for name, value in fields.items():
-        object.__setattr__(job, name, value)
-    return job
+    return new_job()._replace(**fields)

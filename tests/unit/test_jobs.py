@@ -8,12 +8,13 @@ import random
 
 import pytest
 
-from afterward.errors import InvalidTransition
+from afterward.errors import InvalidOption, InvalidTransition
 from afterward.jobs import (
     MAX_ERROR_TEXT,
     Job,
     JobState,
     NewJob,
+    check_new_jobs,
     check_transition,
     decide_failure,
     decide_lost,
@@ -238,13 +239,25 @@ def test_states_are_their_stored_strings() -> None:
     }
 
 
-def test_a_new_job_with_a_nan_run_at_is_refused_before_any_store_sees_it() -> None:
+def test_a_new_job_with_a_nan_run_at_is_refused_before_any_store_writes_it() -> None:
     # Given a run_at that compares false with every time (it would never become due)
-    # When a job is made with it, Then it is refused with a message naming the task
-    with pytest.raises(ValueError, match="job-nan: run_at is NaN"):
-        NewJob(id="job-nan", function="m:f", payload="{}", run_at=math.nan, max_attempts=1)
+    job = NewJob(id="job-nan", function="m:f", payload="{}", run_at=math.nan, max_attempts=1)
+    # When a batch holding it is checked, as every store's enqueue does, Then it is refused
+    with pytest.raises(InvalidOption, match="run_at must be a time in seconds"):
+        check_new_jobs([job])
     # And infinite or far times stay allowed: never due, but cancellable
-    assert NewJob(id="j", function="m:f", payload="{}", run_at=math.inf, max_attempts=1)
+    check_new_jobs([job._replace(run_at=math.inf)])
+
+
+def test_a_new_job_is_a_value_no_one_changes() -> None:
+    # Given a task to enqueue
+    job = NewJob(id="j", function="m:f", payload="{}", max_attempts=1)
+    # When code tries to change it, Then it cannot
+    with pytest.raises(AttributeError):
+        job.queue = "other"  # type: ignore[misc]
+    # And linking it into a chain makes a new value, leaving it as it was
+    link = job.linked("chain", "prev")
+    assert (link.chain_id, link.prev_id, job.chain_id, job.prev_id) == ("chain", "prev", None, None)
 
 
 def test_a_huge_error_is_cut_to_the_cap_with_a_note() -> None:

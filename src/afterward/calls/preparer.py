@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..config import Settings
@@ -39,6 +39,15 @@ def new_task_id() -> str:
     bits from the operating system's secure source, so that no one can guess an id from
     another (and an application's seeded `random` is left alone)."""
     return f"{time.time_ns():016x}{os.urandom(8).hex()}"
+
+
+def _task_ids() -> Iterator[str]:
+    """Ids made as `new_task_id` makes them, the random part drawn for 64 ids at a time:
+    a bulk enqueue asks the operating system once per 64 tasks instead of once per task."""
+    while True:
+        pool = os.urandom(8 * 64).hex()
+        for at in range(0, len(pool), 16):
+            yield f"{time.time_ns():016x}{pool[at : at + 16]}"
 
 
 class _Template(NamedTuple):
@@ -75,7 +84,7 @@ class Preparer:
 
         :raises TaskRefused: the call cannot be stored exactly (the message says why).
         """
-        return self._call_of(self._template(func, scope), args, kwargs)
+        return self._call_of(self._template(func, scope), new_task_id(), args, kwargs)
 
     def prepare_many(
         self, func: Callable[..., Any], calls: Iterable[Sequence[Any] | Mapping[str, Any]]
@@ -83,11 +92,12 @@ class Preparer:
         """One task of `func` per item of `calls`: its positional arguments (a tuple or
         list) or its keyword arguments (a mapping)."""
         template = self._template(func, None)  # once: the same for every call
+        ids = _task_ids()
         return [
             # A tuple or list is tested first: the ABC's isinstance check is the slow one.
-            self._call_of(template, tuple(c), {})
+            self._call_of(template, next(ids), tuple(c), {})
             if isinstance(c, tuple | list) or not isinstance(c, Mapping)
-            else self._call_of(template, (), dict(c))
+            else self._call_of(template, next(ids), (), dict(c))
             for c in calls
         ]
 
@@ -156,7 +166,7 @@ class Preparer:
         log.warning("%s; %s (strict mode refuses it)", problem, remedy)
 
     def _call_of(
-        self, template: _Template, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self, template: _Template, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> NewJob:
         job, target = template
         name = job.function
@@ -165,7 +175,7 @@ class Preparer:
         check_arguments(target.func, name, args, kwargs)
         payload = self._payload(target, name, args, kwargs)
         return NewJob(
-            id=new_task_id(),
+            id=task_id,
             function=name,
             payload=payload,
             queue=job.queue,
