@@ -197,7 +197,7 @@ EXTREME_RUN_AT = [-1e12, 0.0, -math.inf, 1.0]
 """``run_at`` times long past (due at once)."""
 NEVER_RUN_AT = [1e12, 1e300, math.inf]
 """``run_at`` times that never come (stay `scheduled`, cancellable). NaN is not among them:
-`NewJob` refuses it, so no store is ever asked to order a time that compares with nothing."""
+every store's enqueue refuses it, so no store orders a time that compares with nothing."""
 
 
 @dataclass

@@ -104,9 +104,9 @@ class NewJob(NamedTuple):
     """A task to enqueue, as a value. `prev_id` links it behind the previous task of its
     chain; `options` are shared by the tasks of one function (read-only).
 
-    A named tuple rather than a frozen dataclass: it is made once per task on the enqueue
-    path, and a tuple is immutable without a guarded `__setattr__` for every field. Every
-    store's `enqueue` checks its values (`check_new_jobs`), a NaN `run_at` among them."""
+    A named tuple: immutable, and cheap to make once per task on the enqueue path. Build
+    it with keywords (the order of its fields is not part of the API). Every store's
+    enqueue checks its values (`check_new_jobs`), a NaN `run_at` among them."""
 
     id: str
     function: str
@@ -233,7 +233,7 @@ def check_new_jobs(jobs: Sequence[NewJob]) -> None:
     for job in jobs:
         if type(job.function) is not str or type(job.payload) is not str:
             raise InvalidOption(f"task {job.id}: function and payload must be text")
-        if last is None or not _same_options(job, last):
+        if last is None or not _shares_checked_values(job, last):
             check_queue(job.queue)
             check_priority(job.priority)
             check_attempts(job.max_attempts)
@@ -246,9 +246,10 @@ def check_new_jobs(jobs: Sequence[NewJob]) -> None:
     check_unique_keys(jobs)
 
 
-def _same_options(job: NewJob, checked: NewJob) -> bool:
-    """Whether `job` holds the very objects of a task already checked (the tasks of one
-    function share them), so that the checks' verdict is the same."""
+def _shares_checked_values(job: NewJob, checked: NewJob) -> bool:
+    """Whether `job`'s options, queue, priority and attempts are the very objects of a task
+    already checked (the tasks of one function share them): the checks' verdict is the
+    same."""
     return (
         job.options is checked.options
         and job.queue is checked.queue

@@ -4,6 +4,7 @@ connections, event loops, LISTEN/NOTIFY and races that need a second connection.
 from __future__ import annotations
 
 import asyncio
+import math
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import pytest
 from psycopg import sql
 from servers import POSTGRES_URL, drop_store_data, postgres_url
 
-from afterward.errors import SchemaTooNew, StoreError
+from afterward.errors import InvalidOption, SchemaTooNew, StoreError
 from afterward.jobs import JobState
 from afterward.stores import Store, store_from_url
 from afterward.stores.base import TransactionalStore
@@ -491,6 +492,27 @@ async def test_a_batch_in_the_callers_transaction_is_stored_and_wakes_at_its_com
     assert await pg.counts() == {("default", JobState.QUEUED): 51, ("default", JobState.WAITING): 2}
     head, second, third = [await pg.get(i) for i in ids[:3]]
     assert (head.next_id, second.prev_id, second.next_id) == (second.id, head.id, third.id)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"run_at": math.nan}, "run_at must be a time"), ({"queue": ""}, "queue must be a name")],
+)
+async def test_the_callers_sync_transaction_refuses_a_value_no_worker_accepts(
+    pg: Store, clock: Clock, fields: dict[str, Any], message: str
+) -> None:
+    # Given a batch holding one task with a value no worker accepts
+    assert isinstance(pg, TransactionalStore)
+    batch = [new_job(), new_job()._replace(**fields)]
+    # When it is enqueued in a transaction of the caller's synchronous connection, Then
+    # the store refuses it before writing, as its other enqueues do
+    with (
+        psycopg.connect(POSTGRES_URL) as conn,
+        conn.transaction(),
+        pytest.raises(InvalidOption, match=message),
+    ):
+        pg.enqueue_in_sync(conn, batch, now=clock())
+    assert await pg.counts() == {}
 
 
 @pytest.mark.parametrize(("relaxed", "level"), [(True, "off"), (False, "on")])

@@ -101,6 +101,7 @@ def enqueue_in_sync(
     conn: psycopg.Connection[Any], target: Target, jobs: Sequence[NewJob], now: float
 ) -> list[str]:
     """`enqueue_in` for a synchronous connection (one statement: no unique keys)."""
+    check_new_jobs(jobs)
     if any(job.unique_key for job in jobs):
         raise ValueError("unique keys are not supported by the synchronous enqueue_in")
     _require_transaction(conn)
