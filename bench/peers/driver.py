@@ -167,7 +167,14 @@ async def run(
         await client.close()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # The workers run in process groups of their own: a driver stopped with SIGTERM (the
+    # harness interrupted) unwinds through `Workers.stop` instead of leaving them running.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("peer")
     parser.add_argument(
