@@ -5,7 +5,7 @@ place with raw SQL or raw Redis commands, as an operator's hand, an old bug or a
 with access to the store would, and returns its id. `CASES` lists the cases each kind of
 store can hold; `REFUSED` those its schema refuses (`write_corrupt` then raises the
 driver's error). Used by the conformance suite (tests/stores/test_contract_corrupt_rows.py)
-and the hostile-rows experiment (faults/experiments/hostile_rows.py).
+and the hostile-rows experiment (faults/experiments/hostile_rows/).
 
 Each case is a row that is due at once, except ``run_at_text`` on SQLite: text sorts
 after every number there, so that row never comes due (`NEVER_DUE`).
