@@ -123,7 +123,7 @@ def measure(folder: Path, postgres_url: str, redis_url: str, n: int) -> dict[str
 
 
 def main() -> None:
-    from .compare import POSTGRES, REDIS
+    from .runs import POSTGRES, REDIS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)

@@ -240,7 +240,9 @@ def _round(variant: str, measured: dict[str, float], tasks: tuple[int, int] | No
 
 
 def _peer_round(name: str, tmp: Path, seconds: float, connections: int, with_worker: bool) -> Round:
-    from .compare import SYSTEMS, Stores, web_python_of
+    from .runs import Stores
+    from .systems import SYSTEMS
+    from .venvs import web_python_of
 
     system = next(s for s in SYSTEMS if s.name == name)
     python = str(web_python_of(system))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import floors
+from bench.targets import floors
 
 
 def _run(system: str, store: str, workload: str, **figures: float) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from bench.compare import SYSTEMS, WORKER_WORKLOADS
-from bench.report import settings_table, store_tables, targets
+from bench.systems import SYSTEMS, WORKER_WORKLOADS
+from bench.tables import settings_table, store_tables
+from bench.targets import targets
 
 PEERS = Path(__file__).resolve().parents[2] / "bench" / "peers"
 SETTINGS = {
