@@ -19,18 +19,18 @@ def _row(run: dict[str, Any]) -> str:
     return run["system"] if variant == "defaults" else f"{run['system']}:{variant}"
 
 
-def _name(row: str) -> str:
+def system_of(row: str) -> str:
     """The system of a row."""
     return row.partition(":")[0]
 
 
-def _has_variants(data: dict[str, Any]) -> bool:
+def has_variants(data: dict[str, Any]) -> bool:
     """Whether the figures come with two variants per system (and their settings)."""
     settings = data["meta"].get("settings", {})
     return any(isinstance(stated, dict) for stated in settings.values())
 
 
-def _label(data: dict[str, Any], row: str) -> str:
+def row_label(data: dict[str, Any], row: str) -> str:
     """A row as the report names it: ``pgqueuer (defaults)``, ``pgqueuer (tuned:
     batch_size=100)``; figures from before there were variants, by the system's name."""
     name, _, variant = row.partition(":")
@@ -40,7 +40,7 @@ def _label(data: dict[str, Any], row: str) -> str:
     return f"{name} (tuned: {stated['tuned']})" if variant else f"{name} (defaults)"
 
 
-def _values(data: dict[str, Any], figure: str) -> dict[Key, list[float]]:
+def figure_values(data: dict[str, Any], figure: str) -> dict[Key, list[float]]:
     out: dict[Key, list[float]] = {}
     for r in data["runs"]:
         if figure in r["figures"]:
@@ -49,7 +49,7 @@ def _values(data: dict[str, Any], figure: str) -> dict[Key, list[float]]:
     return out
 
 
-def _cell(values: list[float] | None, digits: int = 0) -> str:
+def cell(values: list[float] | None, digits: int = 0) -> str:
     if not values:
         return "-"
     mid = statistics.median(values)
@@ -58,6 +58,6 @@ def _cell(values: list[float] | None, digits: int = 0) -> str:
     return f"{mid:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
 
 
-def _median(table: dict[Key, list[float]], key: Key) -> float | None:
+def median_of(table: dict[Key, list[float]], key: Key) -> float | None:
     values = table.get(key)
     return statistics.median(values) if values else None

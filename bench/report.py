@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .figures import _has_variants
+from .figures import has_variants
 from .tables import settings_table, store_tables, web_table
 from .targets import floors, targets
 
@@ -74,7 +74,7 @@ def write_report(data: dict[str, Any], out: Path, *, plots: bool = True) -> None
 
 
 def _targets_note(data: dict[str, Any]) -> list[str]:
-    if not _has_variants(data):
+    if not has_variants(data):
         return []
     return [
         "afterward is held at its defaults; each peer at the faster of its two variants, its "

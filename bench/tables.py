@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .figures import STORE_NAMES, _cell, _has_variants, _label, _name, _values
+from .figures import STORE_NAMES, cell, figure_values, has_variants, row_label, system_of
 from .web import LABELS as WEB_LABELS
 
 
 def store_tables(data: dict[str, Any]) -> list[str]:
     """One table per kind of store: every system's figures on it."""
-    rate = _values(data, "rate")
-    p50, p99 = _values(data, "p50_ms"), _values(data, "p99_ms")
+    rate = figure_values(data, "rate")
+    p50, p99 = figure_values(data, "p50_ms"), figure_values(data, "p99_ms")
     lines: list[str] = []
     for store, title in STORE_NAMES.items():
         systems = sorted(
@@ -22,7 +22,7 @@ def store_tables(data: dict[str, Any]) -> list[str]:
         if not systems:
             continue
         # afterward first, then the peers by name, each at its defaults then tuned
-        systems.sort(key=lambda s: (_name(s) != "afterward", _name(s), s != _name(s)))
+        systems.sort(key=lambda s: (system_of(s) != "afterward", system_of(s), s != system_of(s)))
         lines += [
             f"### {title}",
             "",
@@ -31,20 +31,20 @@ def store_tables(data: dict[str, Any]) -> list[str]:
             "|---|---|---|---|---|---|---|",
         ]
         for s in systems:
-            label = _label(data, s)
-            if _name(s) == "afterward":
+            label = row_label(data, s)
+            if system_of(s) == "afterward":
                 label = label.replace("afterward", "**afterward**", 1)
             lines.append(
                 f"| {label} "
-                f"| {_cell(rate.get((s, store, 'throughput_1')))} "
-                f"| {_cell(rate.get((s, store, 'throughput_2')))} "
-                f"| {_cell(rate.get((s, store, 'enqueue_one')))} "
-                f"| {_cell(rate.get((s, store, 'enqueue_bulk')))} "
-                f"| {_cell(p50.get((s, store, 'latency')), 1)} "
-                f"| {_cell(p99.get((s, store, 'latency')), 1)} |"
+                f"| {cell(rate.get((s, store, 'throughput_1')))} "
+                f"| {cell(rate.get((s, store, 'throughput_2')))} "
+                f"| {cell(rate.get((s, store, 'enqueue_one')))} "
+                f"| {cell(rate.get((s, store, 'enqueue_bulk')))} "
+                f"| {cell(p50.get((s, store, 'latency')), 1)} "
+                f"| {cell(p99.get((s, store, 'latency')), 1)} |"
             )
         lines.append("")
-    if lines and _has_variants(data):
+    if lines and has_variants(data):
         lines += [
             "Each system ran at its defaults and at one tuned setting (both stated under "
             "[Versions and settings](#versions-and-settings)); the number of worker processes "
@@ -57,9 +57,13 @@ def store_tables(data: dict[str, Any]) -> list[str]:
 
 def web_table(data: dict[str, Any]) -> list[str]:
     """The lesson's endpoint under uvicorn + wrk, 32 connections."""
-    rps, p50, p99 = _values(data, "rps"), _values(data, "p50_ms"), _values(data, "p99_ms")
-    done = _values(data, "tasks_done_share")
-    cpu, busy = _values(data, "cpu_ms_per_request"), _values(data, "cores_busy")
+    rps, p50, p99 = (
+        figure_values(data, "rps"),
+        figure_values(data, "p50_ms"),
+        figure_values(data, "p99_ms"),
+    )
+    done = figure_values(data, "tasks_done_share")
+    cpu, busy = figure_values(data, "cpu_ms_per_request"), figure_values(data, "cores_busy")
     lines = [
         "| variant | req/s | p50 ms | p99 ms | server CPU ms per request | machine cores busy "
         "| tasks run 1 s after the round (lowest round) |",
@@ -70,9 +74,9 @@ def web_table(data: dict[str, Any]) -> list[str]:
         if key in rps:
             share = f"{min(done[key]):.0%}" if key in done else "-"
             lines.append(
-                f"| {label} | {_cell(rps[key])} | {_cell(p50.get(key), 1)} "
-                f"| {_cell(p99.get(key), 1)} | {_cell(cpu.get(key), 3)} "
-                f"| {_cell(busy.get(key), 2)} | {share} |"
+                f"| {label} | {cell(rps[key])} | {cell(p50.get(key), 1)} "
+                f"| {cell(p99.get(key), 1)} | {cell(cpu.get(key), 3)} "
+                f"| {cell(busy.get(key), 2)} | {share} |"
             )
     return lines
 
@@ -81,7 +85,7 @@ def settings_table(data: dict[str, Any]) -> list[str]:
     """Each system's version and the settings of its variants."""
     meta = data["meta"]
     settings = meta.get("settings", {})
-    if not _has_variants(data):
+    if not has_variants(data):
         return [
             "| system | version | settings |",
             "|---|---|---|",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from .figures import STORE_NAMES, Key, _label, _median, _name, _values
+from .figures import STORE_NAMES, Key, figure_values, median_of, row_label, system_of
 from .web import PEERS as PEER_ENDPOINTS
 
 
@@ -16,7 +16,7 @@ def _fastest_peer(
     """The peer row (any variant) with the highest median, and that median."""
     best: tuple[str, float] | None = None
     for (s, st, w), values in table.items():
-        if _name(s) != "afterward" and st == store and w == workload:
+        if system_of(s) != "afterward" and st == store and w == workload:
             mid = statistics.median(values)
             if best is None or mid > best[1]:
                 best = (s, mid)
@@ -25,8 +25,8 @@ def _fastest_peer(
 
 def targets(data: dict[str, Any]) -> list[str]:
     """Each target of the performance issue: met or not, by how much."""
-    rate = _values(data, "rate")
-    p50, p99 = _values(data, "p50_ms"), _values(data, "p99_ms")
+    rate = figure_values(data, "rate")
+    p50, p99 = figure_values(data, "p50_ms"), figure_values(data, "p99_ms")
     rows: list[str] = ["| target | measured | met |", "|---|---|---|"]
 
     def row(target: str, measured: str, ok: bool | None) -> None:
@@ -39,21 +39,21 @@ def targets(data: dict[str, Any]) -> list[str]:
     )
     for store, title in STORE_NAMES.items():
         for workload, label in versus_peers:
-            ours = _median(rate, ("afterward", store, workload))
+            ours = median_of(rate, ("afterward", store, workload))
             peer = _fastest_peer(rate, store, workload)
             if ours is not None and peer is not None:
                 ratio = ours / peer[1]
                 row(
                     f"{label}, {title}: ≥ 2x the fastest peer",
-                    f"{ours:,.0f} vs {_label(data, peer[0])} {peer[1]:,.0f}: {ratio:.2f}x",
+                    f"{ours:,.0f} vs {row_label(data, peer[0])} {peer[1]:,.0f}: {ratio:.2f}x",
                     ratio >= 2,
                 )
-        one = _median(rate, ("afterward", store, "throughput_1"))
-        two = _median(rate, ("afterward", store, "throughput_2"))
+        one = median_of(rate, ("afterward", store, "throughput_1"))
+        two = median_of(rate, ("afterward", store, "throughput_2"))
         if one and two:
             row(f"2 processes ≥ 1.8x one, {title}", f"{two / one:.2f}x", two / one >= 1.8)
-        lat50 = _median(p50, ("afterward", store, "latency"))
-        lat99 = _median(p99, ("afterward", store, "latency"))
+        lat50 = median_of(p50, ("afterward", store, "latency"))
+        lat99 = median_of(p99, ("afterward", store, "latency"))
         if lat50 is not None and lat99 is not None:
             limit50, limit99 = (3.0, 10.0) if store == "sqlite" else (1.0, 3.0)
             row(
@@ -61,13 +61,13 @@ def targets(data: dict[str, Any]) -> list[str]:
                 f"p50 {lat50:.1f} ms, p99 {lat99:.1f} ms",
                 lat50 <= limit50 and lat99 <= limit99,
             )
-    web = _values(data, "rps")
-    fastapi = _median(web, ("web", "fastapi", "web"))
-    ours = _median(web, ("web", "sqlite", "web"))
+    web = figure_values(data, "rps")
+    fastapi = median_of(web, ("web", "fastapi", "web"))
+    ours = median_of(web, ("web", "sqlite", "web"))
     if fastapi and ours:
-        web99 = _values(data, "p99_ms")
-        theirs99 = _median(web99, ("web", "fastapi", "web")) or 0
-        ours99 = _median(web99, ("web", "sqlite", "web")) or 0
+        web99 = figure_values(data, "p99_ms")
+        theirs99 = median_of(web99, ("web", "fastapi", "web")) or 0
+        ours99 = median_of(web99, ("web", "sqlite", "web")) or 0
         row(
             "the lesson's /tasks on SQLite: req/s ≥ FastAPI BackgroundTasks', p99 below it",
             f"{ours:,.0f} vs {fastapi:,.0f} req/s ({ours / fastapi:.2f}x); "
@@ -99,8 +99,8 @@ FLOOR_KEY: Key = ("floors", "machine", "floors")
 
 def _enqueue_floor_rows(data: dict[str, Any], store: str, title: str) -> list[str]:
     names, what = FLOORS[store]
-    measured = [m for n in names if (m := _median(_values(data, n), FLOOR_KEY)) is not None]
-    peer = _fastest_peer(_values(data, "rate"), store, "enqueue_one")
+    measured = [m for n in names if (m := median_of(figure_values(data, n), FLOOR_KEY)) is not None]
+    peer = _fastest_peer(figure_values(data, "rate"), store, "enqueue_one")
     if not peer or not measured:
         return []
     budget = 1e6 / (2 * peer[1])
@@ -111,13 +111,13 @@ def _enqueue_floor_rows(data: dict[str, Any], store: str, title: str) -> list[st
         else f"yes: {budget - floor:,.0f} µs left for the queue's own work"
     )
     return [
-        f"| enqueue one at a time, {title}: ≥ 2x {_label(data, peer[0])} ({peer[1]:,.0f}/s) "
+        f"| enqueue one at a time, {title}: ≥ 2x {row_label(data, peer[0])} ({peer[1]:,.0f}/s) "
         f"| ≤ {budget:,.0f} µs an enqueue | {what}: {floor:,.0f} µs | {verdict} |"
     ]
 
 
 def _two_process_rows(data: dict[str, Any], store: str, title: str) -> list[str]:
-    one = _median(_values(data, "cores_busy"), ("afterward", store, "throughput_1"))
+    one = median_of(figure_values(data, "cores_busy"), ("afterward", store, "throughput_1"))
     if not one:
         return []
     cores = data["meta"]["cores"]
@@ -135,8 +135,8 @@ def _two_process_rows(data: dict[str, Any], store: str, title: str) -> list[str]
 
 
 def _fastest_endpoint_peer(data: dict[str, Any]) -> tuple[str, float] | None:
-    rps = _values(data, "rps")
-    peers = [(v, _median(rps, ("web", v, "web"))) for v in PEER_ENDPOINTS]
+    rps = figure_values(data, "rps")
+    peers = [(v, median_of(rps, ("web", v, "web"))) for v in PEER_ENDPOINTS]
     return max(((v, r) for v, r in peers if r), key=lambda p: p[1], default=None)
 
 
@@ -145,9 +145,9 @@ def _endpoint_rows(data: dict[str, Any]) -> list[str]:
 
 
 def _parity_row(data: dict[str, Any]) -> list[str]:
-    rps = _values(data, "rps")
-    fastapi = _median(rps, ("web", "fastapi", "web"))
-    floor = _median(rps, ("web", "floor-commit", "web"))
+    rps = figure_values(data, "rps")
+    fastapi = median_of(rps, ("web", "fastapi", "web"))
+    floor = median_of(rps, ("web", "floor-commit", "web"))
     if not fastapi or not floor:
         return []
     what = "the same endpoint and a durable group commit of its two tasks, none run, by hand"
@@ -160,7 +160,7 @@ def _parity_row(data: dict[str, Any]) -> list[str]:
 
 
 def _twice_the_peer_row(data: dict[str, Any]) -> list[str]:
-    bare = _median(_values(data, "rps"), ("web", "none", "web"))
+    bare = median_of(figure_values(data, "rps"), ("web", "none", "web"))
     fastest = _fastest_endpoint_peer(data)
     if not bare or not fastest:
         return []
@@ -207,7 +207,7 @@ def floors(data: dict[str, Any]) -> list[str]:
         "is read from /proc/stat from the first task to the last), as long as each task "
         "costs the CPU it did: a ceiling of the code as it is.",
     ]
-    blocking = _median(_values(data, "redis_blocking_round_trip_us"), FLOOR_KEY)
+    blocking = median_of(figure_values(data, "redis_blocking_round_trip_us"), FLOOR_KEY)
     if blocking:
         notes[-1] += (
             f" For comparison, one `PING` through redis-py's blocking client took "
