@@ -82,7 +82,8 @@ def store_kind(url: str) -> str:
 
 
 class Fleet:
-    """`count` worker processes (``afterward worker <target>``) on one store."""
+    """`count` worker processes (``afterward worker <target>``) on one store. With `log`,
+    their warnings go to that file; `paths` come first on their import path."""
 
     def __init__(
         self,
@@ -93,16 +94,21 @@ class Fleet:
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         target: str = "faults.app:afterward",
+        log: Path | None = None,
+        paths: Sequence[Path] = (),
     ) -> None:
         self.url = url
         self.target = target
         self.folder = folder
+        self.log = log
         self.env = {
             **os.environ,
             **ledger.env(),
             **(env or {}),
             "AFTERWARD_URL": url,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                [*map(str, paths), str(ROOT), os.environ.get("PYTHONPATH", "")]
+            ),
         }
         self.args = list(args)
         self.procs: list[subprocess.Popen[bytes]] = [self._spawn() for _ in range(count)]
@@ -111,13 +117,22 @@ class Fleet:
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "afterward", "worker", self.target]
-        return subprocess.Popen(
-            [*command, "--log-level", "ERROR", *self.args],
-            cwd=self.folder,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        if self.log is None:
+            return subprocess.Popen(
+                [*command, "--log-level", "ERROR", *self.args],
+                cwd=self.folder,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        with self.log.open("ab") as log:
+            return subprocess.Popen(
+                [*command, *self.args, "--log-level", "WARNING"],
+                cwd=self.folder,
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
 
     def kill(self, index: int, sig: int = signal.SIGKILL) -> int:
         """Send `sig` to worker `index` (SIGKILL: and reap it); return its pid."""

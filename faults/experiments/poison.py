@@ -19,8 +19,6 @@ import os
 import random
 import re
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -63,20 +61,10 @@ Call = tuple[Any, tuple[Any, ...]]
 class SupervisedPool(Fleet):
     """One ``afterward worker --processes N`` supervisor; its log is kept in `log`."""
 
-    def __init__(self, url: str, folder: Path, ledger: Ledger, args: list[str]) -> None:
-        self.log = folder / "supervisor.log"
-        super().__init__(url, folder, ledger, 1, args)
+    log: Path
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "afterward", "worker", "faults.app:afterward"]
-        with self.log.open("ab") as log:
-            return subprocess.Popen(
-                [*command, *self.args, "--log-level", "WARNING"],
-                cwd=self.folder,
-                env=self.env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+    def __init__(self, url: str, folder: Path, ledger: Ledger, args: list[str]) -> None:
+        super().__init__(url, folder, ledger, 1, args, log=folder / "supervisor.log")
 
     def workers(self) -> dict[int, float]:
         """Live worker processes (children of the supervisor) → seconds each has run."""

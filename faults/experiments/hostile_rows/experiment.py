@@ -8,8 +8,6 @@ import contextlib
 import math
 import os
 import re
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -109,29 +107,23 @@ def _wait_settled(url: str, ids: list[str], timeout: float) -> float:
 class AuditedFleet(Fleet):
     """Worker processes running with the audit hook; their logs go to `log`."""
 
+    log: Path
+
     def __init__(self, url: str, folder: Path, ledger: Ledger, count: int) -> None:
         self.audit = folder / "audit.log"
-        self.log = folder / "workers.log"
         self.library = folder / "lib"
         self.library.mkdir(exist_ok=True)
         (self.library / f"{LIBRARY}.py").write_text(LIBRARY_CODE)
-        super().__init__(url, folder, ledger, count, ["--concurrency", "8"])
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "afterward", "worker", "faults.app:afterward"]
-        with self.log.open("ab") as log:
-            return subprocess.Popen(
-                [*command, *self.args, "--log-level", "WARNING"],
-                cwd=self.folder,
-                env={
-                    **self.env,
-                    AUDIT_ENV: str(self.audit),
-                    LIBRARY_ENV: LIBRARY,
-                    "PYTHONPATH": os.pathsep.join([str(self.library), self.env["PYTHONPATH"]]),
-                },
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
+        super().__init__(
+            url,
+            folder,
+            ledger,
+            count,
+            ["--concurrency", "8"],
+            env={AUDIT_ENV: str(self.audit), LIBRARY_ENV: LIBRARY},
+            log=folder / "workers.log",
+            paths=[self.library],
+        )
 
     def audited(self) -> int:
         """How many live workers hold the audit log open (have the hook installed)."""
