@@ -33,16 +33,16 @@ async def pg(pg_url: str) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> Iterator[str]:
-    """A fresh prefix's Redis URL (a module may override it, as the vacuum tests do)."""
+def rs_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh prefix's Redis URL."""
     made = redis_url(tmp_path)
     yield made
     drop_store_data(made)
 
 
 @pytest.fixture
-async def rs(url: str) -> AsyncIterator[Store]:
-    store = store_from_url(url)
+async def rs(rs_url: str) -> AsyncIterator[Store]:
+    store = store_from_url(rs_url)
     await store.open()
     try:
         yield store

@@ -37,10 +37,10 @@ def test_url_options() -> None:
     assert secret.display == "valkeys://user@cache:6380/3?prefix=jobs&ssl_cert_reqs=none"
 
 
-async def test_prefixes_isolate_stores(url: str, tmp_path: Path, clock: Clock) -> None:
+async def test_prefixes_isolate_stores(rs_url: str, tmp_path: Path, clock: Clock) -> None:
     # Given two stores on the same server under different prefixes
     other_url = redis_url(tmp_path)
-    mine, theirs = store_from_url(url), store_from_url(other_url)
+    mine, theirs = store_from_url(rs_url), store_from_url(other_url)
     await mine.open()
     await theirs.open()
     try:
@@ -64,9 +64,9 @@ async def test_prefixes_isolate_stores(url: str, tmp_path: Path, clock: Clock) -
         drop_store_data(other_url)
 
 
-async def test_valkey_scheme_is_redis(url: str, clock: Clock) -> None:
+async def test_valkey_scheme_is_redis(rs_url: str, clock: Clock) -> None:
     # Given the test server named with the valkey:// scheme
-    store = store_from_url("valkey://" + url.partition("://")[2])
+    store = store_from_url("valkey://" + rs_url.partition("://")[2])
     await store.open()
     try:
         # When a task goes through it, Then it behaves as a redis:// store
@@ -76,9 +76,9 @@ async def test_valkey_scheme_is_redis(url: str, clock: Clock) -> None:
         await store.close()
 
 
-async def test_commands_with_spaces_and_long_text_round_trip(url: str, clock: Clock) -> None:
+async def test_commands_with_spaces_and_long_text_round_trip(rs_url: str, clock: Clock) -> None:
     # Given a store (its connections pack commands as redis-py does, with hiredis)
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     await store.open()
     try:
         # When tasks with spaces, non-ASCII text and long payloads go through it
@@ -91,7 +91,7 @@ async def test_commands_with_spaces_and_long_text_round_trip(url: str, clock: Cl
         await store.close()
 
 
-async def test_tasks_travel_to_the_hash_as_given(url: str, rs: Store, clock: Clock) -> None:
+async def test_tasks_travel_to_the_hash_as_given(rs_url: str, rs: Store, clock: Clock) -> None:
     # Given tasks whose text holds what a JSON batch escapes or must carry unchanged:
     # quotes, backslashes, NUL and control characters, non-ASCII, long text and spaces,
     # in every field, the id too
@@ -121,7 +121,7 @@ async def test_tasks_travel_to_the_hash_as_given(url: str, rs: Store, clock: Clo
     # And the hashes hold the strings older code wrote: times exact, absent fields absent
     raw = sync_client()
     try:
-        fields = raw.hgetall(f"{prefix_of(url)}:job:{jobs[1].id}")
+        fields = raw.hgetall(f"{prefix_of(rs_url)}:job:{jobs[1].id}")
     finally:
         raw.close()
     assert jobs[1].run_at is not None

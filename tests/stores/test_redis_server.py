@@ -35,7 +35,7 @@ BOUND = 10.0
 
 
 async def test_open_warns_about_durability_settings(
-    url: str, caplog: pytest.LogCaptureFixture
+    rs_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given the test server's persistence settings
     raw = sync_client()
@@ -43,7 +43,7 @@ async def test_open_warns_about_durability_settings(
     raw.close()
     # When a store opens
     caplog.set_level(logging.WARNING, logger="afterward.store")
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     await store.open()
     await store.close()
     # Then it warns that acknowledged tasks may be lost, unless every write is fsynced
@@ -71,7 +71,7 @@ def test_durability_warnings_name_each_risky_setting() -> None:
 
 
 async def test_refused_config_get_is_warned(
-    url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    rs_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a managed server that refuses CONFIG GET
     async def refused(self: AsyncRedis, *args: Any, **kwargs: Any) -> Any:
@@ -80,7 +80,7 @@ async def test_refused_config_get_is_warned(
     monkeypatch.setattr(AsyncRedis, "config_get", refused)
     caplog.set_level(logging.WARNING, logger="afterward.store")
     # When a store opens, Then it works and warns that it could not check
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     await store.open()
     await store.close()
     assert any("could not check" in r.getMessage() for r in caplog.records)
@@ -116,13 +116,13 @@ async def test_combined_scripts_survive_script_flush(rs: Store, clock: Clock) ->
     assert [j.id for j in taken] == [second]
 
 
-async def test_a_newer_key_layout_is_refused(url: str) -> None:
+async def test_a_newer_key_layout_is_refused(rs_url: str) -> None:
     # Given keys written by a newer afterward
     raw = sync_client()
-    raw.set(f"{prefix_of(url)}:schema", 99)
+    raw.set(f"{prefix_of(rs_url)}:schema", 99)
     raw.close()
     # When a store opens them, Then it refuses
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     with pytest.raises(SchemaTooNew):
         await store.open()
     await store.close()
@@ -192,9 +192,9 @@ class _Pipe(socketserver.BaseRequestHandler):
             upstream.close()
 
 
-async def test_a_lost_connection_raises_store_error(url: str, clock: Clock) -> None:
+async def test_a_lost_connection_raises_store_error(rs_url: str, clock: Clock) -> None:
     # Given a store that reaches the server through a proxy
-    parts = urlsplit(url)
+    parts = urlsplit(rs_url)
     proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 6379))
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     proxied = urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.server_address[1]}"))
@@ -216,9 +216,9 @@ async def test_a_lost_connection_raises_store_error(url: str, clock: Clock) -> N
 # -- event loops, waiting and precision ------------------------------------------------
 
 
-def test_one_store_serves_many_event_loops(url: str, clock: Clock) -> None:
+def test_one_store_serves_many_event_loops(rs_url: str, clock: Clock) -> None:
     # Given a store opened on one event loop
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     asyncio.run(store.open())
     try:
         # When other loops (as TestClient makes per request) and another thread use it
@@ -247,10 +247,10 @@ async def _take(store: Store, clock: Clock) -> list[Any]:
 
 
 async def test_a_wake_up_between_acquire_and_wait_is_kept(
-    rs: Store, url: str, clock: Clock
+    rs: Store, rs_url: str, clock: Clock
 ) -> None:
     # Given a worker that found nothing, and a task enqueued elsewhere before it waits
-    producer = store_from_url(url)
+    producer = store_from_url(rs_url)
     await producer.open()
     try:
         assert await rs.acquire("w1", now=clock(), lease=LEASE, limit=1) == []
@@ -263,9 +263,9 @@ async def test_a_wake_up_between_acquire_and_wait_is_kept(
         await producer.close()
 
 
-async def test_close_ends_a_wait(url: str) -> None:
+async def test_close_ends_a_wait(rs_url: str) -> None:
     # Given a worker waiting a minute for work
-    store = store_from_url(url)
+    store = store_from_url(rs_url)
     await store.open()
     waiting: asyncio.Task[object] = asyncio.create_task(store.wait_for_work(60))
     await asyncio.sleep(0.05)
