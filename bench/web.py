@@ -11,7 +11,10 @@ them; the table shows the median round and the min-max of req/s.
                                   [--no-peer-workers]
 
 Needs `wrk` (Debian: ``apt-get install wrk``). For afterward, every request's two tasks
-must also have *run* by the end of the round; the table says how many did.
+must also have *run* by the end of the round; the table says how many did. afterward's
+server logs at WARNING, as its workers do in `bench.compare` (``--log-level WARNING``): at
+its default, INFO, it would write a line per task, which neither FastAPI's endpoint nor the
+peers' do in the web process.
 
 A peer variant (SAQ, arq, PgQueuer, Procrastinate, RQ) runs `bench/peers/web_app.py` in
 the peer's own virtualenv (see `bench.compare`), with FastAPI and uvicorn at the versions
@@ -204,6 +207,7 @@ def one_round(
     target, kind = VARIANTS[variant]
     url = fresh_url(kind, tmp) if kind not in (None, "floor") else None
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    env["AFTERWARD_LOG_LEVEL"] = "WARNING"
     if url:
         env["AFTERWARD_URL"] = url
     if kind == "floor":

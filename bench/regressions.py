@@ -1,0 +1,130 @@
+"""Whether a rerun of `bench.compare` made afterward worse than an earlier run.
+
+Each of afterward's figures at its defaults is set against the earlier run's: it counts as worse
+when its median is worse than the earlier median by more than the earlier min-max spread. The
+peers' figures, whose code did not change between the runs, are shown as the machine's drift.
+
+    python -m bench.regressions OLD.json NEW.json
+    git show 39144f9:docs/benchmarks.json > /tmp/old.json
+    python -m bench.regressions /tmp/old.json docs/benchmarks.json
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.figures import STORE_NAMES, Key, figure_values
+
+AFTERWARD_FIGURES = (
+    ("throughput_1", "rate", "tasks/s 1 proc"),
+    ("throughput_2", "rate", "tasks/s 2 procs"),
+    ("enqueue_one", "rate", "enqueue/s one"),
+    ("enqueue_bulk", "rate", "enqueue/s bulk"),
+    ("latency", "p50_ms", "latency p50 ms"),
+    ("latency", "p99_ms", "latency p99 ms"),
+    ("web", "rps", "endpoint req/s"),
+    ("web", "p50_ms", "endpoint p50 ms"),
+    ("web", "p99_ms", "endpoint p99 ms"),
+)
+"""(workload, figure, label): the figures of afterward's own rows that the check judges."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    store: str
+    old: list[float]
+    new: list[float]
+    lower_is_better: bool
+
+    @property
+    def change(self) -> float:
+        """The new median against the old, as a fraction (+0.05 is 5 % higher)."""
+        return statistics.median(self.new) / statistics.median(self.old) - 1
+
+    @property
+    def worse(self) -> bool:
+        """Worse than the old median by more than the old min-max spread."""
+        loss = statistics.median(self.new) - statistics.median(self.old)
+        if not self.lower_is_better:
+            loss = -loss
+        return loss > max(self.old) - min(self.old)
+
+
+def _key(store: str, workload: str) -> Key:
+    # The endpoint's runs are filed under the system "web", by store; the rest under afterward.
+    return ("web", store, "web") if workload == "web" else ("afterward", store, workload)
+
+
+def verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
+    out: list[Verdict] = []
+    for store in STORE_NAMES:
+        for workload, figure, label in AFTERWARD_FIGURES:
+            key = _key(store, workload)
+            before = figure_values(old, figure).get(key)
+            after = figure_values(new, figure).get(key)
+            if before and after:
+                lower = figure.endswith("_ms")
+                out.append(Verdict(label, store, before, after, lower))
+    return out
+
+
+def peer_drift(old: dict[str, Any], new: dict[str, Any]) -> list[float]:
+    """New over old medians of every peer's rate at its defaults (and of the bare and FastAPI
+    endpoints): how much faster or slower the machine ran the code that did not change."""
+    ratios: list[float] = []
+    for figure in ("rate", "rps"):
+        before, after = figure_values(old, figure), figure_values(new, figure)
+        for key, values in before.items():
+            row, store, _ = key
+            peer = row != "afterward" and (row != "web" or store not in STORE_NAMES)
+            if peer and key in after:
+                ratios.append(statistics.median(after[key]) / statistics.median(values))
+    return ratios
+
+
+def _line(v: Verdict) -> str:
+    digits = 1 if v.lower_is_better else 0
+
+    def shown(value: float) -> str:
+        return f"{value:,.{digits}f}"
+
+    old = f"{shown(statistics.median(v.old))} [{shown(min(v.old))}-{shown(max(v.old))}]"
+    new = shown(statistics.median(v.new))
+    mark = f"WORSE ({v.change:+.0%})" if v.worse else "no"
+    return f"  {v.label:<16} {old:>26} -> {new:<9} {mark}"
+
+
+def report(old: dict[str, Any], new: dict[str, Any]) -> str:
+    lines = ["afterward at defaults: old median [old min-max] -> new median"]
+    found = verdicts(old, new)
+    for store, name in STORE_NAMES.items():
+        lines.append(name)
+        lines.extend(_line(v) for v in found if v.store == store)
+    worse = [f"{STORE_NAMES[v.store]} {v.label}" for v in found if v.worse]
+    lines.append(f"Worse than the old spread ({len(worse)}): {', '.join(worse) or 'none'}")
+    drift = peer_drift(old, new)
+    if drift:
+        lines.append(
+            f"Peers' drift (new/old medians, {len(drift)} figures): median "
+            f"{statistics.median(drift):.2f}, range {min(drift):.2f}-{max(drift):.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m bench.regressions OLD.json NEW.json", file=sys.stderr)
+        return 2
+    old, new = (json.loads(Path(p).read_text()) for p in argv)
+    print(report(old, new))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
