@@ -19,7 +19,7 @@ import sqlite3
 import time
 from typing import Any
 
-from afterward.calls.preparer import new_task_id
+from afterward.calls.ids import new_task_id
 from afterward.jobs import NewJob
 from afterward.options import StoredOptions
 from afterward.stores import store_from_url

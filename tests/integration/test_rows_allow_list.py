@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from afterward import Afterward, Job, JobState
-from afterward.calls.preparer import new_task_id
+from afterward.calls.ids import new_task_id
 from afterward.jobs import NewJob
 
 from .procs import start_worker, stop, wait_until

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from afterward import Afterward, JobState, RetryPolicy, TaskFailed
-from afterward.calls.preparer import new_task_id
+from afterward.calls.ids import new_task_id
 from afterward.jobs import NewJob
 from afterward.testing import drain
 

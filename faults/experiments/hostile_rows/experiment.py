@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from afterward import Afterward, AfterwardError, Job, JobState
-from afterward.calls.preparer import new_task_id
+from afterward.calls.ids import new_task_id
 from afterward.jobs import NewJob
 
 from ... import corrupt_rows

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from afterward.calls.preparer import new_task_id
+from afterward.calls.ids import new_task_id
 from afterward.errors import InvalidOption
 from afterward.jobs import NewJob
 from afterward.options import StoredOptions

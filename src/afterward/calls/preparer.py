@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..config import Settings
@@ -23,31 +21,16 @@ from ..errors import ArgumentNotSerializable, FunctionNotImportable, TaskRefused
 from ..jobs import NewJob
 from ..options import StoredOptions
 from ..tasks import TaskRegistry, options_of
+from .ids import new_task_id
 from .in_memory import CallSite, record_not_durable, stand_in
 from .naming import Target
 from .redaction import secret_parameters
 from .roundtrip import check_round_trip
 from .serialization import check_arguments, decodes_unchanged, encode_call, encode_typed_call
 
-__all__ = ["Preparer", "new_task_id"]
+__all__ = ["Preparer"]
 
 log = logging.getLogger("afterward")
-
-
-def new_task_id() -> str:
-    """A 32-hex-digit id that sorts by creation time: the time in nanoseconds, then 64
-    bits from the operating system's secure source, so that no one can guess an id from
-    another (and an application's seeded `random` is left alone)."""
-    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
-
-
-def _task_ids() -> Iterator[str]:
-    """Ids made as `new_task_id` makes them, the random part drawn for 64 ids at a time:
-    a bulk enqueue asks the operating system once per 64 tasks instead of once per task."""
-    while True:
-        pool = os.urandom(8 * 64).hex()
-        for at in range(0, len(pool), 16):
-            yield f"{time.time_ns():016x}{pool[at : at + 16]}"
 
 
 class _Template(NamedTuple):
@@ -92,12 +75,11 @@ class Preparer:
         """One task of `func` per item of `calls`: its positional arguments (a tuple or
         list) or its keyword arguments (a mapping)."""
         template = self._template(func, None)  # once: the same for every call
-        ids = _task_ids()
         return [
             # A tuple or list is tested first: the ABC's isinstance check is the slow one.
-            self._call_of(template, next(ids), tuple(c), {})
+            self._call_of(template, new_task_id(), tuple(c), {})
             if isinstance(c, tuple | list) or not isinstance(c, Mapping)
-            else self._call_of(template, next(ids), (), dict(c))
+            else self._call_of(template, new_task_id(), (), dict(c))
             for c in calls
         ]
 
