@@ -7,19 +7,21 @@
 #
 # Each TREE is a checkout of this repository (a `git worktree` of another commit); its own
 # src/ is imported (PYTHONPATH), with this repository's .venv. Per run: uvicorn on TREE's
-# APP with a fresh SQLite store (AW_PAIRS_STORE=redis: a fresh Redis prefix, dropped after),
+# APP with a fresh store of AW_PAIRS_STORE (sqlite, postgres or redis; `bench.stores`),
 # afterward logging at WARNING; wrk -t2 -c32 POST for 3 s of warm-up and an 8 s window;
 # server CPU is utime+stime of the uvicorn process over the window (/proc/PID/stat).
 # Needs wrk and curl.
 set -euo pipefail
 rounds=$1; app=$2; shift 2
-venv="$(cd "$(dirname "$0")/.." && pwd)/.venv"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$root/.venv"
+bench() { (cd "$root" && "$venv/bin/python" -c "$1" "${@:2}"); }
 lua=$(mktemp --suffix=.lua); echo 'wrk.method = "POST"' > "$lua"
 one() {
     local tree; tree=$(cd "$1" && pwd)
     local d; d=$(mktemp -d)
-    local url="sqlite:///$d/a.db" prefix="pairs$RANDOM$RANDOM"
-    [ "${AW_PAIRS_STORE:-sqlite}" = redis ] && url="redis://127.0.0.1:6379/0?prefix=$prefix"
+    local url; url=$(bench "import sys; from pathlib import Path; from bench.stores import \
+fresh_url; print(fresh_url(sys.argv[1], Path(sys.argv[2])))" "${AW_PAIRS_STORE:-sqlite}" "$d")
     (cd "$tree" && PYTHONPATH="$tree/src:$tree" AFTERWARD_URL="$url" AFTERWARD_LOG_LEVEL=WARNING \
         "$venv/bin/python" -m uvicorn "$app" --port 8766 --log-level warning --no-access-log \
         > "$d/server.log" 2>&1) &
@@ -38,10 +40,7 @@ one() {
     echo "$tree $app: $rps req/s, $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" \
         'BEGIN {printf "%.3f", (b - a) / hz * 1000 / n}') ms CPU/request"
     kill "$upid" "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$d"
-    [ "${AW_PAIRS_STORE:-sqlite}" = redis ] && "$venv/bin/python" -c \
-        "import redis, sys; r = redis.Redis(); [r.delete(k) for k in r.scan_iter(sys.argv[1])]" \
-        "$prefix:*"
-    return 0
+    bench "import sys; from bench.stores import drop; drop(sys.argv[1])" "$url"
 }
 for _ in $(seq "$rounds"); do
     for tree in "$@"; do one "$tree"; done
