@@ -2,7 +2,10 @@
 
 Each of afterward's figures at its defaults is set against the earlier run's: it counts as worse
 when its median is worse than the earlier median by more than the earlier min-max spread. The
-peers' figures, whose code did not change between the runs, are shown as the machine's drift.
+peers' figures, whose code did not change between the runs, are shown as the machine's drift,
+and the endpoint's two controls (the bare endpoint and FastAPI's own `BackgroundTasks`) are
+judged by the same rule: a control judged worse means the run's endpoint figures of that kind
+move with the machine, so afterward's cannot be told from noise by this rule alone.
 
     python -m bench.regressions OLD.json NEW.json
     git show 39144f9:docs/benchmarks.json > /tmp/old.json
@@ -20,6 +23,9 @@ from typing import Any
 
 from bench.figures import STORE_NAMES, Key, figure_values
 
+ENDPOINT_FIGURES = (("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"))
+"""(figure, label): what a web run measures of one variant of the endpoint."""
+
 AFTERWARD_FIGURES = (
     ("throughput_1", "rate", "tasks/s 1 proc"),
     ("throughput_2", "rate", "tasks/s 2 procs"),
@@ -27,11 +33,12 @@ AFTERWARD_FIGURES = (
     ("enqueue_bulk", "rate", "enqueue/s bulk"),
     ("latency", "p50_ms", "latency p50 ms"),
     ("latency", "p99_ms", "latency p99 ms"),
-    ("web", "rps", "endpoint req/s"),
-    ("web", "p50_ms", "endpoint p50 ms"),
-    ("web", "p99_ms", "endpoint p99 ms"),
+    *(("web", figure, f"endpoint {label}") for figure, label in ENDPOINT_FIGURES),
 )
 """(workload, figure, label): the figures of afterward's own rows that the check judges."""
+
+CONTROLS = {"none": "bare endpoint", "fastapi": "FastAPI's own"}
+"""The endpoint variants without afterward, by their key in the web runs."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,19 @@ def verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
     return out
 
 
+def control_verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
+    """The endpoint figures of the variants without afterward, judged by the same rule."""
+    out: list[Verdict] = []
+    for variant, name in CONTROLS.items():
+        for figure, label in ENDPOINT_FIGURES:
+            before = figure_values(old, figure).get(("web", variant, "web"))
+            after = figure_values(new, figure).get(("web", variant, "web"))
+            if before and after:
+                lower = figure.endswith("_ms")
+                out.append(Verdict(f"{name} {label}", variant, before, after, lower))
+    return out
+
+
 def peer_drift(old: dict[str, Any], new: dict[str, Any]) -> list[float]:
     """New over old medians of every peer's rate at its defaults (and of the bare and FastAPI
     endpoints): how much faster or slower the machine ran the code that did not change."""
@@ -97,7 +117,7 @@ def _line(v: Verdict) -> str:
     old = f"{shown(statistics.median(v.old))} [{shown(min(v.old))}-{shown(max(v.old))}]"
     new = shown(statistics.median(v.new))
     mark = f"WORSE ({v.change:+.0%})" if v.worse else "no"
-    return f"  {v.label:<16} {old:>26} -> {new:<9} {mark}"
+    return f"  {v.label:<20} {old:>26} -> {new:<9} {mark}"
 
 
 def report(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -108,6 +128,16 @@ def report(old: dict[str, Any], new: dict[str, Any]) -> str:
         lines.extend(_line(v) for v in found if v.store == store)
     worse = [f"{STORE_NAMES[v.store]} {v.label}" for v in found if v.worse]
     lines.append(f"Worse than the old spread ({len(worse)}): {', '.join(worse) or 'none'}")
+    controls = control_verdicts(old, new)
+    if controls:
+        lines.append("Controls (no afterward code; the same rule)")
+        lines.extend(_line(v) for v in controls)
+        moved = [v.label for v in controls if v.worse]
+        if moved:
+            lines.append(
+                f"Controls worse ({len(moved)}): {', '.join(moved)}: in this run the endpoint's "
+                "figures of that kind move with the machine; judge afterward's by alternated pairs"
+            )
     drift = peer_drift(old, new)
     if drift:
         lines.append(

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The lesson's /tasks endpoint, several source trees side by side: req/s and server CPU
-# per request, rounds interleaved (every tree once, then again).
+# The lesson's /tasks endpoint, several source trees side by side: req/s, p99 latency and
+# server CPU per request, rounds interleaved (every tree once, then again in reverse order).
 #
 #   bench/web_pairs.sh ROUNDS APP TREE [TREE...]
 #   bench/web_pairs.sh 4 bench.web_apps:afterward /tmp/old-worktree .
@@ -32,17 +32,25 @@ fresh_url; print(fresh_url(sys.argv[1], Path(sys.argv[2])))" "${AW_PAIRS_STORE:-
     local upid; upid=$(pgrep -P "$pid" -f uvicorn || echo "$pid")
     wrk -t2 -c32 -d3s -s "$lua" "http://127.0.0.1:8766/tasks?title=x" > /dev/null
     local t0; t0=$(awk '{print $14+$15}' "/proc/$upid/stat")
-    wrk -t2 -c32 -d8s -s "$lua" "http://127.0.0.1:8766/tasks?title=x" > "$d/wrk.txt"
+    wrk -t2 -c32 -d8s --latency -s "$lua" "http://127.0.0.1:8766/tasks?title=x" > "$d/wrk.txt"
     local t1; t1=$(awk '{print $14+$15}' "/proc/$upid/stat")
     local n; n=$(awk '/requests in/ {print $1}' "$d/wrk.txt")
     local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$d/wrk.txt")
+    local p99; p99=$(awk '$1 == "99%" {print $2}' "$d/wrk.txt")
     local hz; hz=$(getconf CLK_TCK)
-    echo "$tree $app: $rps req/s, $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" \
+    echo "$tree $app: $rps req/s, p99 $p99, $(awk -v a="$t0" -v b="$t1" -v n="$n" -v hz="$hz" \
         'BEGIN {printf "%.3f", (b - a) / hz * 1000 / n}') ms CPU/request"
-    kill "$upid" "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$d"
+    kill "$upid" "$pid" 2>/dev/null || true
+    # A server that does not stop on SIGTERM within 10 s is killed (an old tree may hang).
+    for _ in $(seq 50); do kill -0 "$upid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$upid" "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$d"
     bench "import sys; from bench.stores import drop; drop(sys.argv[1])" "$url"
 }
-for _ in $(seq "$rounds"); do
-    for tree in "$@"; do one "$tree"; done
+# Every other round runs the trees in reverse order (A B, B A, ...): a machine that slows
+# or speeds up over the minutes then weighs on every tree alike.
+reversed=(); for tree in "$@"; do reversed=("$tree" "${reversed[@]}"); done
+for round in $(seq "$rounds"); do
+    if ((round % 2)); then order=("$@"); else order=("${reversed[@]}"); fi
+    for tree in "${order[@]}"; do one "$tree"; done
 done
 rm -f "$lua"

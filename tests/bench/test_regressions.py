@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.regressions import peer_drift, report, verdicts
+from bench.regressions import control_verdicts, peer_drift, report, verdicts
 
 
 def _runs(system: str, store: str, workload: str, figure: str, values: list[float]) -> list[Any]:
@@ -63,3 +63,23 @@ def test_drift_reads_only_the_peers_and_the_bare_endpoints() -> None:
     )
     # Then the drift holds the peer and FastAPI, not afterward's own figures
     assert sorted(round(r, 2) for r in peer_drift(old, new)) == [0.9, 1.1]
+
+
+def test_the_endpoints_without_afterward_are_judged_as_controls() -> None:
+    # Given a rerun where the bare endpoint's p99 rose past its spread and FastAPI's did not
+    old = _data(
+        _runs("web", "none", "web", "p99_ms", [30.0, 31.0, 32.0]),
+        _runs("web", "fastapi", "web", "p99_ms", [35.0, 36.0, 37.0]),
+        _runs("web", "sqlite", "web", "p99_ms", [50.0, 52.0, 54.0]),
+    )
+    new = _data(
+        _runs("web", "none", "web", "p99_ms", [38.0, 40.0, 50.0]),
+        _runs("web", "fastapi", "web", "p99_ms", [34.0, 36.0, 38.0]),
+        _runs("web", "sqlite", "web", "p99_ms", [70.0, 75.0, 80.0]),
+    )
+    # Then only the bare endpoint's control is worse, and the report says what that means
+    found = {v.label: v.worse for v in control_verdicts(old, new)}
+    assert found == {"bare endpoint p99 ms": True, "FastAPI's own p99 ms": False}
+    assert "Controls worse (1): bare endpoint p99 ms" in report(old, new)
+    # And the controls are not counted among afterward's figures
+    assert [v.store for v in verdicts(old, new)] == ["sqlite"]
