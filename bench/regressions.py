@@ -4,8 +4,9 @@ Each of afterward's figures at its defaults is set against the earlier run's: it
 when its median is worse than the earlier median by more than the earlier min-max spread. The
 peers' figures, whose code did not change between the runs, are shown as the machine's drift,
 and the endpoint's two controls (the bare endpoint and FastAPI's own `BackgroundTasks`) are
-judged by the same rule: a control judged worse means the run's endpoint figures of that kind
-move with the machine, so afterward's cannot be told from noise by this rule alone.
+judged by the same rule, in both directions: a control beyond its old spread means the run's
+endpoint figures of that kind move with the machine, so afterward's cannot be told from noise
+by this rule alone.
 
     python -m bench.regressions OLD.json NEW.json
     git show 39144f9:docs/benchmarks.json > /tmp/old.json
@@ -62,6 +63,12 @@ class Verdict:
             loss = -loss
         return loss > max(self.old) - min(self.old)
 
+    @property
+    def moved(self) -> bool:
+        """Beyond the old min-max spread from the old median, better or worse."""
+        shift = abs(statistics.median(self.new) - statistics.median(self.old))
+        return shift > max(self.old) - min(self.old)
+
 
 def _key(store: str, workload: str) -> Key:
     # The endpoint's runs are filed under the system "web", by store; the rest under afterward.
@@ -116,7 +123,9 @@ def _line(v: Verdict) -> str:
 
     old = f"{shown(statistics.median(v.old))} [{shown(min(v.old))}-{shown(max(v.old))}]"
     new = shown(statistics.median(v.new))
-    mark = f"WORSE ({v.change:+.0%})" if v.worse else "no"
+    mark = (
+        f"WORSE ({v.change:+.0%})" if v.worse else f"better ({v.change:+.0%})" if v.moved else "no"
+    )
     return f"  {v.label:<20} {old:>26} -> {new:<9} {mark}"
 
 
@@ -132,11 +141,12 @@ def report(old: dict[str, Any], new: dict[str, Any]) -> str:
     if controls:
         lines.append("Controls (no afterward code; the same rule)")
         lines.extend(_line(v) for v in controls)
-        moved = [v.label for v in controls if v.worse]
+        moved = [v.label for v in controls if v.moved]
         if moved:
             lines.append(
-                f"Controls worse ({len(moved)}): {', '.join(moved)}: in this run the endpoint's "
-                "figures of that kind move with the machine; judge afterward's by alternated pairs"
+                f"Controls beyond their old spread ({len(moved)}): {', '.join(moved)}: in this "
+                "run the endpoint's figures of that kind move with the machine; judge "
+                "afterward's by alternated pairs (bench/web_pairs.sh)"
             )
     drift = peer_drift(old, new)
     if drift:

@@ -66,20 +66,30 @@ def test_drift_reads_only_the_peers_and_the_bare_endpoints() -> None:
 
 
 def test_the_endpoints_without_afterward_are_judged_as_controls() -> None:
-    # Given a rerun where the bare endpoint's p99 rose past its spread and FastAPI's did not
+    # Given a rerun where the bare endpoint's p99 rose past its spread, FastAPI's req/s rose
+    # past its own, and FastAPI's p99 stayed within
     old = _data(
         _runs("web", "none", "web", "p99_ms", [30.0, 31.0, 32.0]),
         _runs("web", "fastapi", "web", "p99_ms", [35.0, 36.0, 37.0]),
+        _runs("web", "fastapi", "web", "rps", [2000.0, 2010.0, 2020.0]),
         _runs("web", "sqlite", "web", "p99_ms", [50.0, 52.0, 54.0]),
     )
     new = _data(
         _runs("web", "none", "web", "p99_ms", [38.0, 40.0, 50.0]),
         _runs("web", "fastapi", "web", "p99_ms", [34.0, 36.0, 38.0]),
+        _runs("web", "fastapi", "web", "rps", [2300.0, 2400.0, 2500.0]),
         _runs("web", "sqlite", "web", "p99_ms", [70.0, 75.0, 80.0]),
     )
-    # Then only the bare endpoint's control is worse, and the report says what that means
-    found = {v.label: v.worse for v in control_verdicts(old, new)}
-    assert found == {"bare endpoint p99 ms": True, "FastAPI's own p99 ms": False}
-    assert "Controls worse (1): bare endpoint p99 ms" in report(old, new)
+    # Then the two that left their spread count as moved, the faster one too (the machine
+    # changed either way), and only the slower one as worse
+    found = {v.label: (v.moved, v.worse) for v in control_verdicts(old, new)}
+    assert found == {
+        "bare endpoint p99 ms": (True, True),
+        "FastAPI's own req/s": (True, False),
+        "FastAPI's own p99 ms": (False, False),
+    }
+    assert "beyond their old spread (2): bare endpoint p99 ms, FastAPI's own req/s" in report(
+        old, new
+    )
     # And the controls are not counted among afterward's figures
     assert [v.store for v in verdicts(old, new)] == ["sqlite"]
