@@ -56,18 +56,18 @@ class Verdict:
         return statistics.median(self.new) / statistics.median(self.old) - 1
 
     @property
-    def worse(self) -> bool:
-        """Worse than the old median by more than the old min-max spread."""
-        loss = statistics.median(self.new) - statistics.median(self.old)
-        if not self.lower_is_better:
-            loss = -loss
-        return loss > max(self.old) - min(self.old)
-
-    @property
     def moved(self) -> bool:
         """Beyond the old min-max spread from the old median, better or worse."""
-        shift = abs(statistics.median(self.new) - statistics.median(self.old))
-        return shift > max(self.old) - min(self.old)
+        return abs(self._shift) > max(self.old) - min(self.old)
+
+    @property
+    def worse(self) -> bool:
+        """Worse than the old median by more than the old min-max spread."""
+        return self.moved and (self._shift > 0) == self.lower_is_better
+
+    @property
+    def _shift(self) -> float:
+        return statistics.median(self.new) - statistics.median(self.old)
 
 
 def _key(store: str, workload: str) -> Key:
