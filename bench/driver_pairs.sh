@@ -16,13 +16,7 @@ set -euo pipefail
 if (($# < 4)); then echo "usage: $0 STORE ROUNDS WORKLOAD TREE [TREE...]" >&2; exit 2; fi
 store=$1; rounds=$2; workload=$3; shift 3
 source "$(dirname "$0")/pairs.sh"
-url=""; d=""
-stop() {
-    [[ -n $url ]] && drop_store "$url"
-    [[ -n $d ]] && rm -rf "$d"
-    url=""; d=""
-}
-trap stop EXIT
+trap end_run EXIT
 one() {
     local tree; tree=$(cd "$1" && pwd)
     d=$(mktemp -d)
@@ -36,6 +30,6 @@ print(FULL[sys.argv[1]])" "$workload")}
         || true
     if [[ -z $out ]]; then out="failed"; cat "$d/stderr" >&2; fi
     echo "$store $tree $workload: $out"
-    stop
+    end_run
 }
 alternate "$rounds" one "$@"

@@ -12,6 +12,15 @@ print(fresh_url(sys.argv[1], Path(sys.argv[2])))" "$1" "$2"
 
 drop_store() { bench "import sys; from bench.stores import drop; drop(sys.argv[1])" "$1"; }
 
+# One run's store ($url, from fresh_store) and folder ($d): a script sets them and calls
+# end_run when the run ends, and from its EXIT trap if it fails.
+url=""; d=""
+end_run() {
+    if [[ -n $url ]]; then drop_store "$url"; fi
+    if [[ -n $d ]]; then rm -rf "$d"; fi
+    url=""; d=""
+}
+
 # `alternate ROUNDS FUNCTION TREE...` calls FUNCTION once per tree per round. Every other
 # round runs the trees in reverse order (A B, B A, ...): a machine that slows or speeds up
 # over the minutes then weighs on every tree alike.

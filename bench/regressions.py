@@ -75,30 +75,36 @@ def _key(store: str, workload: str) -> Key:
     return ("web", store, "web") if workload == "web" else ("afterward", store, workload)
 
 
-def verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
+def _judged(
+    old: dict[str, Any], new: dict[str, Any], wanted: list[tuple[Key, str, str, str]]
+) -> list[Verdict]:
+    """A verdict for each (key, figure, label, store) found in both runs."""
     out: list[Verdict] = []
-    for store in STORE_NAMES:
-        for workload, figure, label in AFTERWARD_FIGURES:
-            key = _key(store, workload)
-            before = figure_values(old, figure).get(key)
-            after = figure_values(new, figure).get(key)
-            if before and after:
-                lower = figure.endswith("_ms")
-                out.append(Verdict(label, store, before, after, lower))
+    values = {f: (figure_values(old, f), figure_values(new, f)) for _, f, _, _ in wanted}
+    for key, figure, label, store in wanted:
+        before, after = (found.get(key) for found in values[figure])
+        if before and after:
+            out.append(Verdict(label, store, before, after, figure.endswith("_ms")))
     return out
+
+
+def verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
+    wanted = [
+        (_key(store, workload), figure, label, store)
+        for store in STORE_NAMES
+        for workload, figure, label in AFTERWARD_FIGURES
+    ]
+    return _judged(old, new, wanted)
 
 
 def control_verdicts(old: dict[str, Any], new: dict[str, Any]) -> list[Verdict]:
     """The endpoint figures of the variants without afterward, judged by the same rule."""
-    out: list[Verdict] = []
-    for variant, name in CONTROLS.items():
-        for figure, label in ENDPOINT_FIGURES:
-            before = figure_values(old, figure).get(("web", variant, "web"))
-            after = figure_values(new, figure).get(("web", variant, "web"))
-            if before and after:
-                lower = figure.endswith("_ms")
-                out.append(Verdict(f"{name} {label}", variant, before, after, lower))
-    return out
+    wanted = [
+        (("web", variant, "web"), figure, f"{name} {label}", variant)
+        for variant, name in CONTROLS.items()
+        for figure, label in ENDPOINT_FIGURES
+    ]
+    return _judged(old, new, wanted)
 
 
 def peer_drift(old: dict[str, Any], new: dict[str, Any]) -> list[float]:

@@ -16,7 +16,7 @@ if (($# < 3)); then echo "usage: $0 ROUNDS APP TREE [TREE...]" >&2; exit 2; fi
 rounds=$1; app=$2; shift 2
 source "$(dirname "$0")/pairs.sh"
 lua=$(mktemp --suffix=.lua); echo 'wrk.method = "POST"' > "$lua"
-pid=""; upid=""; url=""; d=""
+pid=""; upid=""
 stop() {
     # The server, its store and files go whether the run ended or failed; a server that
     # does not stop on SIGTERM within 10 s is killed (an old tree may hang).
@@ -25,9 +25,8 @@ stop() {
         for _ in $(seq 50); do kill -0 "$upid" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$upid" "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
     fi
-    [[ -n $url ]] && drop_store "$url"
-    [[ -n $d ]] && rm -rf "$d"
-    pid=""; upid=""; url=""; d=""
+    pid=""; upid=""
+    end_run
 }
 trap 'stop; rm -f "$lua"' EXIT
 one() {
